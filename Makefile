@@ -1,0 +1,40 @@
+# The two commands: `make demo` runs the demo's main job, `make test` the whole test suite.
+# Both create (or update) .venv in the repo root first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Reinstall whenever the package's requirements change.
+STAMP := $(VENV)/.installed
+
+export DAGSTER_HOME := $(CURDIR)
+
+.PHONY: demo test install ui bench clean-demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/dagster job execute -w workspace.yaml -l demo -j main
+	@echo
+	$(BIN)/dataplat --workspace . --project demo dataset list
+	@echo
+	@echo "Look at it: DAGSTER_HOME=$(CURDIR) $(BIN)/dagster dev -w workspace.yaml  (then open http://127.0.0.1:3000),"
+	@echo "            $(BIN)/dataplat dataset show sales, and the HTML reports under projects/demo/storage/datasets/."
+
+test: install
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
+
+ui: install
+	$(BIN)/dagster dev -w workspace.yaml
+
+bench: install
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/profile.py

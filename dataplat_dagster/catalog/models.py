@@ -1,0 +1,57 @@
+"""Pydantic models of a project's catalog file (``dataplat.yaml``)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from dataplat_dagster.workspace import NAME_PATTERN, NAME_RULE
+
+Origin = Literal["file_upload", "datasource", "pipeline_output", "pipeline_intermediate"]
+ORIGINS: tuple[str, ...] = get_args(Origin)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CsvOptions(_Strict):
+    """Overrides of the detected dialect; anything left out is detected."""
+
+    sep: str | None = Field(None, description="Field separator, e.g. ',', ';', '\\t', '|'.")
+    decimal: Literal[".", ","] | None = Field(None, description="Decimal separator.")
+    thousands: str | None = Field(None, description="Thousands separator; '' means none.")
+    encoding: str | None = Field(None, description="Text encoding, any Python codec name.")
+    header: bool | None = Field(None, description="Whether the first row holds the column names.")
+    quotechar: str | None = Field(None, description="Quote character.")
+    date_format: str | None = Field(None, description="strptime format of date columns, e.g. '%d/%m/%Y'.")
+
+
+class FileSource(_Strict):
+    path: str = Field(description="The raw file: relative to the project folder, or an absolute path or URL.")
+    options: CsvOptions = Field(default_factory=CsvOptions)
+
+
+class DatasetSpec(_Strict):
+    origin: Origin = "file_upload"
+    description: str | None = None
+    source: FileSource | None = Field(None, description="The flat file this dataset is parsed from.")
+    datasource: str | None = Field(None, description="The datasource this dataset is a snapshot of.")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    renamed_from: list[str] = Field(default_factory=list, description="Earlier names, newest last.")
+
+
+class ProjectCatalog(_Strict):
+    storage_root: str = Field("storage", description="Folder relative to the project, or an fsspec URL.")
+    description: str | None = None
+    datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+
+    @field_validator("datasets")
+    @classmethod
+    def _names_are_valid(cls, datasets: dict[str, DatasetSpec]) -> dict[str, DatasetSpec]:
+        for name in datasets:
+            if not NAME_PATTERN.match(name):
+                raise ValueError(f"dataset name {name!r} is not valid: use {NAME_RULE}")
+        return datasets

@@ -1,0 +1,1 @@
+"""The ``dataplat`` command line: one module per noun."""

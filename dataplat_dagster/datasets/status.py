@@ -1,0 +1,91 @@
+"""What the Dagster instance says about each dataset: status, size, shape.
+
+Status comes from the instance, not from a side database: the last run that planned the
+dataset's asset (in flight → ``parsing``, failed after the last materialization → ``failed``
+with the step's message), else the last materialization (``ready``), else ``not_materialized``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+
+from dataplat_dagster.catalog import DatasetSpec, ProjectCatalog
+from dataplat_dagster.datasets.assets import dataset_key
+from dataplat_dagster.runs import IN_FLIGHT, failure_reason
+from dataplat_dagster.workspace import Project
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    origin: str
+    status: str
+    error: str | None
+    rows: int | None
+    columns: int | None
+    size_bytes: int | None
+    created_at: str
+    materialized_at: str | None
+    datasource: str | None
+    run_id: str | None
+    asset_key: list[str]
+    description: str | None
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def dataset_infos(instance: DagsterInstance, project: Project, catalog: ProjectCatalog) -> list[DatasetInfo]:
+    keys = {name: AssetKey(dataset_key(project.name, name)) for name in catalog.datasets}
+    records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
+    return [_info(instance, name, spec, keys[name], records.get(keys[name])) for name, spec in catalog.datasets.items()]
+
+
+def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey, entry) -> DatasetInfo:
+    materialization = entry.last_materialization if entry else None
+    metadata = materialization.asset_materialization.metadata if materialization else {}
+    status, error, run_id = _status(instance, entry, materialization)
+    return DatasetInfo(
+        name=name,
+        origin=spec.origin,
+        status=status,
+        error=error,
+        rows=_value(metadata, "dagster/row_count"),
+        columns=_value(metadata, "columns_count"),
+        size_bytes=_value(metadata, "size_bytes"),
+        created_at=spec.created_at.isoformat(timespec="seconds"),
+        materialized_at=_timestamp(materialization),
+        datasource=spec.datasource,
+        run_id=run_id,
+        asset_key=list(key.path),
+        description=spec.description,
+    )
+
+
+def _status(instance: DagsterInstance, entry, materialization) -> tuple[str, str | None, str | None]:
+    planned_run_id = entry.last_planned_materialization_run_id if entry else None
+    run = instance.get_run_by_id(planned_run_id) if planned_run_id else None
+    materialized_run_id = materialization.run_id if materialization else None
+    if run is not None and run.run_id != materialized_run_id:
+        if run.status in IN_FLIGHT:
+            return "parsing", None, run.run_id
+        if run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+            return "failed", failure_reason(instance, run.run_id), run.run_id
+    if materialization is not None:
+        return "ready", None, materialized_run_id
+    return "not_materialized", None, None
+
+
+def _value(metadata: dict, key: str):
+    value = metadata.get(key)
+    return value.value if value is not None else None
+
+
+def _timestamp(materialization) -> str | None:
+    if materialization is None:
+        return None
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(materialization.timestamp, timezone.utc).isoformat(timespec="seconds")

@@ -1,0 +1,118 @@
+"""Where a dataset's files live under the project's storage root.
+
+The root is a local folder by default, or any fsspec URL (``s3://bucket/prefix``), so every
+path here is a ``UPath``. Work happens in a local staging folder; ``publish`` then moves each
+finished file to its final name in one step (``os.replace`` locally, a single object write on
+object stores), so a reader never sees a half-written file and a failed run leaves the
+previous version in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from upath import UPath
+
+DATA_FILE = "data.parquet"
+PROFILE_FILE = "profile.json"
+DIALECT_FILE = "dialect.json"
+REPORT_FILE = "report.html"
+DISTRIBUTIONS_FILE = "distributions.png"
+CORRELATIONS_FILE = "correlations.png"
+RAW_FOLDER = "raw"
+
+
+def is_local(path: UPath) -> bool:
+    return path.protocol in ("", "file", "local")
+
+
+def resolve_root(project_dir: Path, storage_root: str) -> UPath:
+    """A relative ``storage_root`` is relative to the project folder; a URL is taken as is."""
+    if "://" in storage_root:
+        return UPath(storage_root)
+    return UPath(project_dir / storage_root)
+
+
+class DatasetStore:
+    def __init__(self, root: UPath, name: str):
+        self.root = root
+        self.name = name
+        self.folder = root / "datasets" / name
+
+    def path(self, file: str) -> UPath:
+        return self.folder / file
+
+    def uri(self, file: str) -> str:
+        path = self.path(file)
+        return path.as_uri() if is_local(path) else str(path)
+
+    def exists(self, file: str = DATA_FILE) -> bool:
+        return self.path(file).exists()
+
+    def size(self, file: str = DATA_FILE) -> int | None:
+        path = self.path(file)
+        return path.stat().st_size if path.exists() else None
+
+    def read_json(self, file: str) -> dict | None:
+        path = self.path(file)
+        return json.loads(path.read_text()) if path.exists() else None
+
+    def read_bytes(self, file: str) -> bytes | None:
+        path = self.path(file)
+        return path.read_bytes() if path.exists() else None
+
+    @contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A local scratch folder, on the same disk as the final files when storage is local
+        (so ``publish`` is a rename), removed afterwards whatever happens."""
+        base = None
+        if is_local(self.root):
+            base = Path(self.root) / ".staging"
+            base.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f"{self.name}-", dir=base) as tmp:
+            yield Path(tmp)
+
+    def publish(self, local_file: Path, file: str) -> UPath:
+        target = self.path(file)
+        if is_local(target):
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(local_file, target)
+        else:
+            target.fs.put_file(str(local_file), target.path)
+        return target
+
+    @contextmanager
+    def local_file(self, relative: str) -> Iterator[Path]:
+        """A local path for reading one stored file (downloaded first when storage is remote)."""
+        path = self.path(relative)
+        if is_local(path):
+            yield Path(path)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / Path(relative).name
+            path.fs.get_file(path.path, str(local))
+            yield local
+
+    def delete(self) -> None:
+        if not self.folder.exists():
+            return
+        if is_local(self.folder):
+            shutil.rmtree(Path(self.folder))
+        else:
+            self.folder.fs.rm(self.folder.path, recursive=True)
+
+    def move_to(self, new_name: str) -> DatasetStore:
+        target = DatasetStore(self.root, new_name)
+        if self.folder.exists():
+            if is_local(self.folder):
+                Path(target.folder).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(Path(self.folder), Path(target.folder))
+            else:
+                self.folder.fs.mv(self.folder.path, target.folder.path, recursive=True)
+        return target

@@ -1,0 +1,48 @@
+"""Build a project's Dagster definitions from its catalog, when its code location loads.
+
+Loading stays fast: nothing here imports pandas, matplotlib or DuckDB; the dataset assets
+import their engines when they run.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+
+from dataplat_dagster.catalog import load_catalog
+from dataplat_dagster.datasets.assets import dataset_asset
+from dataplat_dagster.datasets.storage import resolve_root
+from dataplat_dagster.workspace import Project
+
+# Materializes any selection of the project's datasets. In-process: a dataset import is
+# one step, and a subprocess per step would only add start-up time.
+DATASETS_JOB = "refresh_datasets"
+
+
+def load_project(location: str | os.PathLike) -> Project:
+    """The project of a folder, or of a file inside it (a code location's ``__file__``)."""
+    path = Path(location).resolve()
+    project_dir = path if path.is_dir() else path.parent
+    return Project(project_dir.name, project_dir)
+
+
+def project_definitions(location: str | os.PathLike) -> Definitions:
+    """The definitions of the project at ``location``: its folder, or a file inside it."""
+    project = load_project(location)
+    catalog = load_catalog(project.catalog_path)
+    root = resolve_root(project.dir, catalog.storage_root)
+    assets = [dataset_asset(project, root, name, spec) for name, spec in catalog.datasets.items()]
+    jobs = []
+    if assets:
+        jobs.append(
+            define_asset_job(
+                DATASETS_JOB,
+                selection=AssetSelection.assets(*assets),
+                executor_def=in_process_executor,
+                description=f"Parse and profile the datasets of project {project.name!r}.",
+                tags={"dataplat/project": project.name},
+            )
+        )
+    return Definitions(assets=assets, jobs=jobs)
