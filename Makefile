@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: install
-	$(BIN)/dagster job execute -w workspace.yaml -l demo -j main
+	$(BIN)/dagster job execute -f projects/demo/definitions.py -d projects/demo -j main
 	@echo
 	$(BIN)/dataplat --workspace . --project demo dataset list
 	@echo

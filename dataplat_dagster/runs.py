@@ -32,6 +32,10 @@ IN_FLIGHT = {
     DagsterRunStatus.CANCELING,
 }
 
+# Run config for runs the CLI starts: the events are stored in the instance (and shown in
+# the UI); the terminal gets the CLI's own summary instead of Dagster's event stream.
+QUIET_CONSOLE = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -105,7 +109,7 @@ def failure_reason(instance: DagsterInstance, run_id: str) -> str:
 
 
 def _reconstruct(origin: JobPythonOrigin):
-    from dagster._core.definitions.reconstruct import recon_job_from_origin
+    from dagster._utils.hosted_user_process import recon_job_from_origin
 
     return recon_job_from_origin(origin)
 

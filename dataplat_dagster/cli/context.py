@@ -27,6 +27,10 @@ class CliContext:
 
     def instance(self):
         """The workspace's instance: ``DAGSTER_HOME``, defaulting to the workspace folder."""
+        return self._instance
+
+    @cached_property
+    def _instance(self):
         from dagster import DagsterInstance
 
         os.environ.setdefault("DAGSTER_HOME", str(self.workspace.root))

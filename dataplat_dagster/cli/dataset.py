@@ -166,8 +166,7 @@ def _find_info(ctx: CliContext, name: str):
 
     project = ctx.project
     dataset_store(project, name)  # raises a clear error for an unknown name
-    catalog = load_catalog(project.catalog_path)
-    return next(i for i in dataset_infos(ctx.instance(), project, catalog) if i.name == name)
+    return dataset_infos(ctx.instance(), project, load_catalog(project.catalog_path), [name])[0]
 
 
 def _report(as_json: bool, data: dict, text: str) -> None:

@@ -89,5 +89,5 @@ def _description(store: DatasetStore, spec: DatasetSpec) -> str:
         return text
     from dataplat_dagster.datasets.metadata import markdown_description
 
-    images = {f: store.read_bytes(f) for f in (storage.DISTRIBUTIONS_FILE, storage.CORRELATIONS_FILE)}
+    images = {key: store.read_bytes(file) for key, file in storage.IMAGE_FILES.items()}
     return text + "\n\n" + markdown_description(profile, {k: v for k, v in images.items() if v})

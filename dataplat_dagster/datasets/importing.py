@@ -93,9 +93,8 @@ def start_import(
         TAG_UNREGISTER: "true" if (wait and not existing) else "false",
     }
     try:
-        run_id = runs.create_run(
-            instance, project, DATASETS_JOB, [key], {"ops": {_op_name(key): {"config": op_config}}}, tags
-        )
+        run_config = {"ops": {_op_name(key): {"config": op_config}}, **runs.QUIET_CONSOLE}
+        run_id = runs.create_run(instance, project, DATASETS_JOB, [key], run_config, tags)
     except Exception:
         _undo_failed_start(project, name, source_ref, new=not existing)
         raise

@@ -62,13 +62,11 @@ def _profile(store: DatasetStore, data_file: Path, dialect: Dialect, tmp: Path, 
 
     profile = profile_parquet(data_file)
     images = {}
-    for file, render in (
-        (storage.DISTRIBUTIONS_FILE, distribution_grid_png),
-        (storage.CORRELATIONS_FILE, correlation_heatmap_png),
-    ):
+    for key, render in (("distributions", distribution_grid_png), ("correlations", correlation_heatmap_png)):
         png = render(profile)
         if png:
-            images[file] = png
+            file = storage.IMAGE_FILES[key]
+            images[key] = png
             (tmp / file).write_bytes(png)
             staged[file] = tmp / file
     staged[storage.PROFILE_FILE] = _write_json(tmp / storage.PROFILE_FILE, profile)

@@ -1,6 +1,6 @@
 """What the Dagster instance says about each dataset: status, size, shape.
 
-Status comes from the instance, not from a side database: the last run that planned the
+Status comes from the instance, not from a side database: the last run that targeted the
 dataset's asset (in flight → ``parsing``, failed after the last materialization → ``failed``
 with the step's message), else the last materialization (``ready``), else ``not_materialized``.
 """
@@ -37,10 +37,14 @@ class DatasetInfo:
         return asdict(self)
 
 
-def dataset_infos(instance: DagsterInstance, project: Project, catalog: ProjectCatalog) -> list[DatasetInfo]:
-    keys = {name: AssetKey(dataset_key(project.name, name)) for name in catalog.datasets}
+def dataset_infos(
+    instance: DagsterInstance, project: Project, catalog: ProjectCatalog, names: list[str] | None = None
+) -> list[DatasetInfo]:
+    """The datasets of the catalog (or only ``names``), in catalog order."""
+    wanted = [name for name in catalog.datasets if names is None or name in names]
+    keys = {name: AssetKey(dataset_key(project.name, name)) for name in wanted}
     records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
-    return [_info(instance, name, spec, keys[name], records.get(keys[name])) for name, spec in catalog.datasets.items()]
+    return [_info(instance, name, catalog.datasets[name], keys[name], records.get(keys[name])) for name in wanted]
 
 
 def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey, entry) -> DatasetInfo:
@@ -65,7 +69,7 @@ def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey
 
 
 def _status(instance: DagsterInstance, entry, materialization) -> tuple[str, str | None, str | None]:
-    planned_run_id = entry.last_planned_materialization_run_id if entry else None
+    planned_run_id = entry.last_run_id if entry else None
     run = instance.get_run_by_id(planned_run_id) if planned_run_id else None
     materialized_run_id = materialization.run_id if materialization else None
     if run is not None and run.run_id != materialized_run_id:

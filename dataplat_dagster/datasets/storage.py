@@ -26,6 +26,8 @@ REPORT_FILE = "report.html"
 DISTRIBUTIONS_FILE = "distributions.png"
 CORRELATIONS_FILE = "correlations.png"
 RAW_FOLDER = "raw"
+# The profile's plots, by the key the metadata and report use for each.
+IMAGE_FILES = {"distributions": DISTRIBUTIONS_FILE, "correlations": CORRELATIONS_FILE}
 
 
 def is_local(path: UPath) -> bool:

@@ -1,0 +1,73 @@
+"""Load a project's code location and materialize a dataset through Dagster, in a temporary
+instance; then read what the UI shows back from the instance."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dagster import AssetKey, DagsterInstance, instance_for_test
+
+from dataplat_dagster import project_definitions
+from dataplat_dagster.definitions import DATASETS_JOB
+from dataplat_dagster.workspace import Workspace
+
+CSV = "id;when;amount;label\n1;31/12/2024;1,5;a\n2;01/01/2025;2,5;b\n3;02/01/2025;;a\n"
+
+
+def make_project(tmp_path: Path):
+    workspace = Workspace.init(tmp_path / "ws")
+    project = workspace.create_project("lab")
+    (project.dir / "data.csv").write_text(CSV)
+    text = project.catalog_path.read_text().replace(
+        "datasets: {}", "datasets:\n  measures:\n    description: Lab measures.\n    source:\n      path: data.csv\n"
+    )
+    project.catalog_path.write_text(text)
+    return project
+
+
+def test_code_location_has_one_asset_per_dataset_in_the_project_group(tmp_path):
+    project = make_project(tmp_path)
+    defs = project_definitions(project.definitions_file)
+    spec = defs.resolve_assets_def(AssetKey(["lab", "datasets", "measures"])).specs_by_key[
+        AssetKey(["lab", "datasets", "measures"])
+    ]
+    assert spec.group_name == "lab"
+    assert spec.tags["dataplat/origin"] == "file_upload"
+    assert "parquet" in spec.kinds
+    assert spec.description.startswith("Lab measures.")
+    assert defs.resolve_job_def(DATASETS_JOB).name == DATASETS_JOB
+
+
+def test_materialize_records_native_metadata_in_the_instance(tmp_path):
+    project = make_project(tmp_path)
+    defs = project_definitions(project.definitions_file)
+    key = AssetKey(["lab", "datasets", "measures"])
+    with instance_for_test() as instance:
+        result = defs.resolve_job_def(DATASETS_JOB).execute_in_process(instance=instance)
+        assert result.success
+        metadata = instance.get_latest_materialization_event(key).asset_materialization.metadata
+    assert metadata["dagster/row_count"].value == 3
+    schema = {c.name: c.type for c in metadata["dagster/column_schema"].value.columns}
+    assert list(schema) == ["id", "when", "amount", "label"]
+    assert metadata["dagster/uri"].value.endswith("storage/datasets/measures/data.parquet")
+    assert metadata["size_bytes"].value > 0
+    assert metadata["dialect"].value["sep"] == ";" and metadata["dialect"].value["decimal"] == ","
+    sample = metadata["sample"].value
+    assert [record.data["label"] for record in sample.records] == ["a", "b", "a"]
+    assert "data:image/png;base64," in metadata["distributions"].value
+    assert (project.dir / "storage/datasets/measures/report.html").is_file()
+    # The next load renders the stored profile into the description shown on the asset page.
+    reloaded = project_definitions(project.definitions_file).resolve_assets_def(key).specs_by_key[key]
+    assert "data:image/png;base64," in reloaded.description
+
+
+def test_loading_a_code_location_imports_no_heavy_engines(tmp_path):
+    project = make_project(tmp_path)
+    code = (
+        "import sys; from dataplat_dagster import project_definitions; "
+        f"project_definitions({str(project.definitions_file)!r}); "
+        "heavy = [m for m in ('torch', 'open_clip', 'great_expectations', 'matplotlib', 'duckdb') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
