@@ -71,3 +71,22 @@ def test_loading_a_code_location_imports_no_heavy_engines(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_storage_root_can_be_any_fsspec_url(tmp_path):
+    import fsspec
+    import pyarrow.parquet as pq
+
+    project = make_project(tmp_path)
+    text = project.catalog_path.read_text().replace("storage_root: storage", "storage_root: memory://lab-storage")
+    project.catalog_path.write_text(text)
+    defs = project_definitions(project.definitions_file)
+    with instance_for_test() as instance:
+        assert defs.resolve_job_def(DATASETS_JOB).execute_in_process(instance=instance).success
+        event = instance.get_latest_materialization_event(AssetKey(["lab", "datasets", "measures"]))
+    assert event.asset_materialization.metadata["dagster/uri"].value == "memory://lab-storage/datasets/measures/data.parquet"
+    memory = fsspec.filesystem("memory")
+    with memory.open("/lab-storage/datasets/measures/data.parquet", "rb") as handle:
+        assert pq.read_table(handle).column("amount").to_pylist() == [1.5, 2.5, None]
+    assert memory.exists("/lab-storage/datasets/measures/report.html")
+    assert not (project.dir / "storage").exists()

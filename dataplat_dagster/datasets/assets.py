@@ -1,7 +1,5 @@
 """The dataset asset: one software-defined asset per dataset of a project's catalog."""
 
-from pathlib import Path
-
 from dagster import AssetExecutionContext, AssetsDefinition, Config, Failure, MaterializeResult, asset
 from pydantic import Field
 
@@ -49,12 +47,13 @@ def dataset_asset(project: Project, root, name: str, spec: DatasetSpec) -> Asset
     def _dataset(context: AssetExecutionContext, config: DatasetImportConfig) -> MaterializeResult:
         if spec.source is None and config.source_path is None:
             raise Failure(f"Dataset {name!r} has no source file in {project.catalog_path}.", allow_retries=False)
-        source = _resolve(project.dir, config.source_path or spec.source.path)
+        source = config.source_path or spec.source.path
         overrides = _overrides(spec, config)
         try:
             from dataplat_dagster.datasets.materialize import materialize_file_dataset
 
-            done = materialize_file_dataset(store, source, overrides, profile=config.profile, log=context.log)
+            with storage.local_copy(source if "://" in source else project.dir / source) as local:
+                done = materialize_file_dataset(store, local, overrides, profile=config.profile, log=context.log)
         except DataplatError as error:
             raise Failure(description=str(error), allow_retries=False) from None
         return MaterializeResult(metadata=done.metadata)
@@ -69,12 +68,6 @@ def _overrides(spec: DatasetSpec, config: DatasetImportConfig):
     fields = CsvOptions.model_fields
     values = {key: getattr(config, key) if getattr(config, key) is not None else getattr(base, key) for key in fields}
     return CsvOverrides(**values)
-
-
-def _resolve(project_dir: Path, path: str) -> Path:
-    if "://" in path:
-        raise Failure(f"Reading source files from {path} is not supported yet; copy it to local storage.")
-    return (project_dir / path).resolve()
 
 
 def _description(store: DatasetStore, spec: DatasetSpec) -> str:

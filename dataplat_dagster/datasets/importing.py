@@ -125,13 +125,11 @@ def _store_raw(project: Project, store: DatasetStore, file: Path) -> str:
         copy = tmp / file.name
         shutil.copyfile(file, copy)
         target = store.publish(copy, relative)
-    if is_local(target):
-        return str(Path(target).resolve().relative_to(project.dir.resolve())) if _inside(Path(target), project.dir) else str(target)
-    return str(target)
-
-
-def _inside(path: Path, folder: Path) -> bool:
-    return path.resolve().is_relative_to(folder.resolve())
+    if not is_local(target):
+        return str(target)
+    local = Path(target).resolve()
+    # Inside the project folder the catalog keeps a relative path, so the project can move.
+    return str(local.relative_to(project.dir.resolve())) if local.is_relative_to(project.dir.resolve()) else str(local)
 
 
 def _switch_source(project: Project, name: str, staged: str, run_config: dict) -> None:

@@ -41,6 +41,19 @@ def resolve_root(project_dir: Path, storage_root: str) -> UPath:
     return UPath(project_dir / storage_root)
 
 
+@contextmanager
+def local_copy(path: str | os.PathLike) -> Iterator[Path]:
+    """A local path for any file: a local path as it is, a URL downloaded to a temporary folder."""
+    if "://" not in str(path):
+        yield Path(path)
+        return
+    remote = UPath(str(path))
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / remote.name
+        remote.fs.get_file(remote.path, str(local))
+        yield local
+
+
 class DatasetStore:
     def __init__(self, root: UPath, name: str):
         self.root = root
@@ -89,17 +102,10 @@ class DatasetStore:
             target.fs.put_file(str(local_file), target.path)
         return target
 
-    @contextmanager
-    def local_file(self, relative: str) -> Iterator[Path]:
+    def local_file(self, relative: str):
         """A local path for reading one stored file (downloaded first when storage is remote)."""
         path = self.path(relative)
-        if is_local(path):
-            yield Path(path)
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / Path(relative).name
-            path.fs.get_file(path.path, str(local))
-            yield local
+        return local_copy(Path(path) if is_local(path) else str(path))
 
     def delete(self) -> None:
         if not self.folder.exists():
