@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _fail(message: str, code: int) -> None:
     lines = message.splitlines() or [""]
-    # The first line is the paragraph; wrap it for a terminal. Further lines (lists) stay as they are.
-    head = textwrap.fill(lines[0], width=100, initial_indent="error: ", subsequent_indent="  ")
+    head = f"error: {lines[0]}"
+    if sys.stderr.isatty():
+        # The first line is the paragraph: wrap it for people; scripts get it on one line.
+        head = textwrap.fill(lines[0], width=100, initial_indent="error: ", subsequent_indent="  ")
     click.echo("\n".join([head, *lines[1:]]), err=True)
     sys.exit(code)
