@@ -1,6 +1,6 @@
 """Build a project's Dagster definitions from its catalog, when its code location loads.
 
-Loading stays fast: nothing here imports pandas, matplotlib or DuckDB; the dataset assets
+Loading stays fast: nothing here imports pandas, Pillow or DuckDB; the dataset assets
 import their engines when they run.
 """
 

@@ -60,6 +60,8 @@ def dataset_import(ctx: CliContext, path: Path, name: str, sep, decimal, thousan
                 f"Submitted run {started.run_id}; dataset {name!r} is parsing. Follow it with `dataplat dataset list`.")
         runs.start_detached(instance, started.run_id, ctx.workspace.root / "logs" / "dataplat")
         return
+    if not as_json:
+        click.echo(f"Parsing{'' if no_profile else ' and profiling'} in run {started.run_id} ...")
     outcome = runs.execute(instance, started.run_id)
     finish_import(instance, started.run_id)
     if outcome.error is not None or outcome.status.value != "SUCCESS":

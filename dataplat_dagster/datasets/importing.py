@@ -78,8 +78,7 @@ def start_import(
     root = resolve_root(project.dir, catalog.storage_root)
     source_ref = _store_raw(project, DatasetStore(root, name), file)
     if not existing:
-        with edit_catalog(project.catalog_path) as editable:
-            editable.datasets[name] = DatasetSpec(source=FileSource(path=source_ref, options=options))
+        _register(project, name, DatasetSpec(source=FileSource(path=source_ref, options=options)), source_ref)
     key = AssetKey(dataset_key(project.name, name))
     op_config = {"profile": profile}
     if existing:
@@ -116,6 +115,17 @@ def finish_import(instance: DagsterInstance, run_id: str) -> None:
             _remove_raw(project, staged)
     elif not succeeded and tags[TAG_UNREGISTER] == "true":
         _unregister(project, name)
+
+
+def _register(project: Project, name: str, spec: DatasetSpec, source_ref: str) -> None:
+    """Add the new dataset, checking the name again under the catalog's lock: another import
+    of the same name may have registered it since this one started."""
+    with edit_catalog(project.catalog_path) as catalog:
+        if name not in catalog.datasets:
+            catalog.datasets[name] = spec
+            return
+    _remove_raw(project, source_ref)
+    raise DataplatError(f"A dataset named {name!r} was just created by another import; choose another --name.")
 
 
 def _store_raw(project: Project, store: DatasetStore, file: Path) -> str:

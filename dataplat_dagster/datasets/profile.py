@@ -3,8 +3,9 @@
 DuckDB reads the file out of core in at most two scans: one aggregate query for the
 statistics of every column and every Pearson pair, then one for the histograms (which
 need the min/max of the first), the exact counts of the top values and the contingency
-counts of Cramér's V. The result is a plain, JSON-serialisable dict (see
-``profile_parquet``).
+counts of Cramér's V. DuckDB gets a small memory limit and spills its hash tables to a
+private temp folder, so memory stays about flat as files grow. The result is a plain,
+JSON-serialisable dict (see ``profile_parquet``).
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ MAX_CRAMERS_V_DISTINCT = 50
 # Below this many rows an exact COUNT(DISTINCT) is cheap; above it HyperLogLog is used.
 EXACT_DISTINCT_MAX_ROWS = 1_000_000
 MAX_SAMPLE_TEXT = 200
-MEMORY_LIMIT = "2GB"
+# DuckDB's own memory: small, so that the big hash tables (the distinct rows above all)
+# spill to disk and the profile's memory stays about flat as files grow. Aggregates that
+# cannot spill are retried once with the larger limit.
+MEMORY_LIMIT = "256MB"
+FALLBACK_MEMORY_LIMIT = "2GB"
 
 NUMBER_KINDS = ("integer", "float", "decimal")
 TIME_KINDS = ("date", "timestamp")
@@ -83,10 +88,10 @@ def profile_parquet(path: str | os.PathLike, *, sample_rows: int = 20) -> dict:
     schema, num_rows = _read_schema(path)
     columns = [_Column(i, f.name, arrow_kind(f.type), f.type) for i, f in enumerate(schema)]
     exact_distinct = num_rows <= EXACT_DISTINCT_MAX_ROWS
-    with _connect() as con:
-        stats = _first_pass(con, path, columns, exact_distinct)
-        profiles = [_column_profile(c, stats, exact_distinct) for c in columns]
-        contingency = _second_pass(con, path, columns, profiles, stats)
+    try:
+        stats, profiles, contingency = _scan(path, columns, exact_distinct, MEMORY_LIMIT)
+    except duckdb.OutOfMemoryException:
+        stats, profiles, contingency = _scan(path, columns, exact_distinct, FALLBACK_MEMORY_LIMIT)
     return {
         "summary": _summary(stats["rows"], stats["duplicates"], profiles),
         "columns": profiles,
@@ -96,6 +101,15 @@ def profile_parquet(path: str | os.PathLike, *, sample_rows: int = 20) -> dict:
         },
         "sample": _sample(path, schema, sample_rows),
     }
+
+
+def _scan(path: str, columns: list[_Column], exact_distinct: bool, memory_limit: str) -> tuple:
+    """Both passes over the file: (statistics, column profiles, contingency counts)."""
+    with _connect(memory_limit) as con:
+        stats = _first_pass(con, path, columns, exact_distinct)
+        profiles = [_column_profile(c, stats, exact_distinct) for c in columns]
+        contingency = _second_pass(con, path, columns, profiles, stats)
+    return stats, profiles, contingency
 
 
 def arrow_kind(arrow_type: pa.DataType) -> str:
@@ -136,14 +150,14 @@ def _read_schema(path: str) -> tuple[pa.Schema, int]:
 
 
 @contextmanager
-def _connect() -> Iterator[duckdb.DuckDBPyConnection]:
+def _connect(memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
     """A fresh in-memory DuckDB connection that may spill to a private temp folder."""
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     with tempfile.TemporaryDirectory(prefix="dataplat-profile-") as spill:
         con = duckdb.connect(":memory:")
         try:
             con.execute(f"SET threads = {threads or 1}")
-            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+            con.execute(f"SET memory_limit = '{memory_limit}'")
             con.execute(f"SET temp_directory = '{spill}'")
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET enable_progress_bar = false")

@@ -3,6 +3,7 @@ import decimal
 import json
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -221,3 +222,31 @@ def test_top_values_of_many_valued_columns_are_counted_exactly(tmp_path, monkeyp
     assert column(profile, "l")["top_values"] == [
         {"value": "[0]", "count": 155}, {"value": "[1]", "count": 155}, {"value": "[2]", "count": 155},
     ]
+
+
+def test_duplicates_stay_exact_when_duckdb_spills_to_disk(tmp_path, monkeypatch):
+    # 32 MB cannot hold the distinct-row hashes of 1M rows: DuckDB must spill, and the
+    # fallback limit is the same, so running out of memory would fail the profile.
+    monkeypatch.setattr(profile_module, "MEMORY_LIMIT", "32MB")
+    monkeypatch.setattr(profile_module, "FALLBACK_MEMORY_LIMIT", "32MB")
+    keys = pa.concat_arrays([pa.array(range(1_000_000)), pa.array(range(500))])
+    path = write(tmp_path, {"a": keys, "b": pc.bit_wise_and(keys, 7)})
+    profile = profile_parquet(path)
+    assert profile["summary"]["duplicate_rows"] == 500
+    assert column(profile, "b")["max"] == 7
+
+
+def test_running_out_of_memory_retries_with_the_larger_limit(mixed, monkeypatch):
+    expected = profile_parquet(mixed)
+    limits = []
+    first_pass = profile_module._first_pass
+
+    def short_of_memory_at_first(con, *args):
+        limits.append(con.execute("SELECT current_setting('memory_limit')").fetchone()[0])
+        if len(limits) == 1:
+            raise profile_module.duckdb.OutOfMemoryException("Out of Memory Error")
+        return first_pass(con, *args)
+
+    monkeypatch.setattr(profile_module, "_first_pass", short_of_memory_at_first)
+    assert profile_parquet(mixed) == expected
+    assert len(limits) == 2 and limits[0] != limits[1]

@@ -1,5 +1,6 @@
 import base64
 import datetime as dt
+import io
 import subprocess
 import sys
 
@@ -7,9 +8,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dagster import MetadataValue, TableRecord
+from PIL import Image, ImageFont
 
+from dataplat_dagster.datasets import plots
 from dataplat_dagster.datasets.metadata import markdown_description, profile_metadata
-from dataplat_dagster.datasets.plots import correlation_heatmap_png, distribution_grid_png
+from dataplat_dagster.datasets.plots import correlation_heatmap_png, distribution_grid_png, panel_kinds
 from dataplat_dagster.datasets.profile import profile_parquet
 from dataplat_dagster.datasets.report import html_report
 
@@ -38,10 +41,103 @@ def images(profile):
     return {"distributions": distribution_grid_png(profile), "correlations": correlation_heatmap_png(profile)}
 
 
+def png_size(png: bytes) -> tuple[int, int]:
+    assert png.startswith(PNG_SIGNATURE)
+    return Image.open(io.BytesIO(png)).size
+
+
+def text_column(name: str, counts: list[int]) -> dict:
+    top = [{"value": f"{name}-{k}", "count": count} for k, count in enumerate(counts)]
+    return {"name": name, "type": "text", "distinct": len(counts), "top_values": top}
+
+
+def number_column(name: str, bins: int = 4) -> dict:
+    return {"name": name, "type": "float", "histogram": {"edges": list(range(bins + 1)), "counts": [3] * bins}}
+
+
+@pytest.fixture
+def fresh_fonts():
+    plots._font.cache_clear()
+    yield
+    plots._font.cache_clear()
+
+
 def test_images_are_small_pngs(images):
+    width, height = png_size(images["distributions"])
+    # 7 drawable columns (tags is profiled as text): three rows of three panels.
+    assert (width, height) == (3 * plots.PANEL_WIDTH, 3 * plots.PANEL_HEIGHT)
+    width, height = png_size(images["correlations"])
+    assert 200 <= width <= 1200 and 200 <= height <= 1200
     for png in images.values():
-        assert png.startswith(PNG_SIGNATURE)
-        assert len(png) <= 150_000
+        assert 2_000 <= len(png) <= 150_000
+
+
+def test_each_column_gets_the_panel_of_its_kind(profile):
+    assert panel_kinds(profile) == ["histogram", "histogram", "histogram", "top_values", "top_values", "histogram", "top_values"]
+
+
+def test_key_like_column_gets_a_note_instead_of_bars():
+    profile = {"columns": [text_column("id", [1] * 10), text_column("city", [5, 1, 1])]}
+    assert panel_kinds(profile) == ["distinct", "top_values"]
+    assert png_size(distribution_grid_png(profile)) == (2 * plots.PANEL_WIDTH, plots.PANEL_HEIGHT)
+
+
+def test_grid_caps_the_number_of_panels():
+    profile = {"columns": [number_column(f"n{k}") for k in range(plots.MAX_PANELS + 5)]}
+    assert len(panel_kinds(profile)) == plots.MAX_PANELS
+    rows = plots.MAX_PANELS // plots.GRID_COLUMNS
+    assert png_size(distribution_grid_png(profile))[1] == plots.HEADER_HEIGHT + rows * plots.PANEL_HEIGHT
+
+
+def test_odd_histograms_and_values_still_render():
+    profile = {"columns": [
+        {"name": "one", "type": "integer", "histogram": {"edges": [7.0, 8.0], "counts": [400]}},
+        {"name": "zero", "type": "float", "histogram": {"edges": [0.0, 0.0], "counts": [0]}},
+        {"name": "at", "type": "timestamp", "histogram": {
+            "edges": ["2024-01-01T11:00:00+00:00", "2024-01-01T11:30:00+00:00", "2024-01-01T12:00:00+00:00"],
+            "counts": [2, 1]}},
+        {"name": "multi\nline", "type": "text", "top_values": [{"value": "a\tb\nc" * 20, "count": 2}]},
+    ]}
+    assert png_size(distribution_grid_png(profile)) == (3 * plots.PANEL_WIDTH, 2 * plots.PANEL_HEIGHT)
+
+
+def test_heatmap_needs_two_number_columns_and_tolerates_gaps():
+    one = {"columns": [], "correlations": {"pearson": {"columns": ["a"], "matrix": [[1.0]]}}}
+    assert correlation_heatmap_png(one) is None
+    gaps = {"columns": [], "correlations": {"pearson": {"columns": ["a", "b" * 60], "matrix": [[1.0, None], [None, None]]}}}
+    assert png_size(correlation_heatmap_png(gaps))[0] > 100
+    many = [f"c{k}" for k in range(30)]
+    wide = {"columns": [], "correlations": {"pearson": {"columns": many, "matrix": [[0.5] * 30 for _ in many]}}}
+    assert len(correlation_heatmap_png(wide)) <= 150_000
+
+
+def test_labels_are_cut_in_the_middle_to_fit():
+    font = plots._font(plots.TICK_SIZE)
+    label = plots._fit("customer-" + "x" * 80 + "-2024", font, 120)
+    assert label.startswith("cust") and label.endswith("2024") and "…" in label
+    assert font.getlength(label) <= 120
+    values = ["Premium steel widget model 14 large", "Premium steel widget model 2 large"]
+    # The shared prefix goes, word by word, only as far as needed to fit.
+    room = font.getlength("…model 14 large")
+    assert plots._distinguishing(values, font, room) == ["…model 14 large", "…model 2 large"]
+    room = font.getlength("…14 large")
+    assert plots._distinguishing(values, font, room) == ["…14 large", "…2 large"]
+
+
+def test_images_render_without_system_fonts(profile, monkeypatch, fresh_fonts):
+    monkeypatch.setattr(plots, "FONT_DIRS", ())
+    assert png_size(distribution_grid_png(profile))[0] == 3 * plots.PANEL_WIDTH
+    plots._font.cache_clear()
+
+    def without_freetype(size=None):
+        if size is not None:
+            raise ImportError("FreeType not available")
+        return ImageFont.load_default_imagefont()
+
+    monkeypatch.setattr(ImageFont, "load_default", without_freetype)
+    assert isinstance(plots._font(12), ImageFont.ImageFont)
+    assert distribution_grid_png(profile).startswith(PNG_SIGNATURE)
+    assert correlation_heatmap_png(profile).startswith(PNG_SIGNATURE)
 
 
 def test_no_images_without_columns_to_draw(tmp_path):
@@ -50,12 +146,18 @@ def test_no_images_without_columns_to_draw(tmp_path):
     empty = profile_parquet(path)
     assert distribution_grid_png(empty) is None
     assert correlation_heatmap_png(empty) is None
+    assert panel_kinds(empty) == []
 
 
-def test_loading_the_package_does_not_import_matplotlib():
+def test_neither_loading_nor_rendering_imports_matplotlib():
     code = (
-        "import sys, dataplat_dagster.datasets.plots, dataplat_dagster.datasets.metadata, "
-        "dataplat_dagster.datasets.report, dataplat_dagster.datasets.profile; "
+        "import sys, dataplat_dagster.datasets.metadata, dataplat_dagster.datasets.report, "
+        "dataplat_dagster.datasets.profile\n"
+        "from dataplat_dagster.datasets import plots\n"
+        "column = {'name': 'n', 'type': 'integer', 'histogram': {'edges': [0, 1, 2], 'counts': [1, 2]}}\n"
+        "pearson = {'columns': ['a', 'b'], 'matrix': [[1.0, 0.5], [0.5, 1.0]]}\n"
+        "assert plots.distribution_grid_png({'columns': [column]})\n"
+        "assert plots.correlation_heatmap_png({'columns': [], 'correlations': {'pearson': pearson}})\n"
         "print('matplotlib' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
