@@ -39,8 +39,12 @@ def materialize_file_dataset(
     with store.staging() as tmp:
         data_file = tmp / storage.DATA_FILE
         result = ingest_csv(source, dialect, data_file)
+        # The whole file can overrule the sample (a column demoted to text, say): keep what was read.
+        dialect = result.dialect or dialect
         if log:
             log.info(f"Parsed {result.rows:,} rows × {result.columns} columns into Parquet.")
+            for note in result.notes:
+                log.warning(note)
         staged = {storage.DIALECT_FILE: _write_json(tmp / storage.DIALECT_FILE, dialect.to_json())}
         metadata: dict = {}
         if profile:

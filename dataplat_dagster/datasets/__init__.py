@@ -1,0 +1,1 @@
+"""Datasets: flat files detected, ingested into Parquet, profiled and stored."""
