@@ -90,3 +90,17 @@ def test_storage_root_can_be_any_fsspec_url(tmp_path):
         assert pq.read_table(handle).column("amount").to_pylist() == [1.5, 2.5, None]
     assert memory.exists("/lab-storage/datasets/measures/report.html")
     assert not (project.dir / "storage").exists()
+
+
+def test_materializing_without_profile_drops_the_stale_profile(tmp_path):
+    project = make_project(tmp_path)
+    job = project_definitions(project.definitions_file).resolve_job_def(DATASETS_JOB)
+    folder = project.dir / "storage/datasets/measures"
+    with instance_for_test() as instance:
+        assert job.execute_in_process(instance=instance).success
+        assert (folder / "profile.json").is_file() and (folder / "distributions.png").is_file()
+        config = {"ops": {"lab__datasets__measures": {"config": {"profile": False}}}}
+        assert job.execute_in_process(instance=instance, run_config=config).success
+        metadata = instance.get_latest_materialization_event(AssetKey(["lab", "datasets", "measures"])).asset_materialization.metadata
+    assert metadata["dagster/row_count"].value == 3 and "summary" not in metadata
+    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == ["data.parquet", "dialect.json"]

@@ -20,6 +20,9 @@ from dataplat_dagster.datasets.ingest import ingest_csv
 from dataplat_dagster.datasets.storage import DatasetStore
 
 
+PROFILE_FILES = (storage.PROFILE_FILE, storage.REPORT_FILE, *storage.IMAGE_FILES.values())
+
+
 @dataclass(frozen=True)
 class Materialized:
     dialect: Dialect
@@ -54,6 +57,10 @@ def materialize_file_dataset(
         for name, path in staged.items():
             store.publish(path, name)
         store.publish(data_file, storage.DATA_FILE)
+    if not profile:
+        # A profile of an earlier version would describe other data.
+        for name in PROFILE_FILES:
+            store.remove(name)
     metadata.update(_base_metadata(store, dialect, result, size, source))
     return Materialized(dialect, result.rows, result.columns, metadata)
 

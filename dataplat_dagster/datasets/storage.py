@@ -107,6 +107,11 @@ class DatasetStore:
         path = self.path(relative)
         return local_copy(Path(path) if is_local(path) else str(path))
 
+    def remove(self, file: str) -> None:
+        path = self.path(file)
+        if path.exists():
+            path.unlink()
+
     def delete(self) -> None:
         if not self.folder.exists():
             return
