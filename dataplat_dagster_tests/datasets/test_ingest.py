@@ -25,6 +25,7 @@ def small_sample(monkeypatch):
     """Detection sees only the first lines; ingest reads small blocks into small row groups."""
     monkeypatch.setattr(detect, "SAMPLE_BYTES", 200)
     monkeypatch.setattr(ingest, "BLOCK_SIZE", 1024)
+    monkeypatch.setattr(ingest, "CHUNK_BYTES", 1024)
     monkeypatch.setattr(ingest, "ROW_GROUP_ROWS", 500)
 
 
@@ -202,3 +203,16 @@ def test_no_header_reads_the_first_row_as_data(tmp_path):
     result, values = ingest_file(CORPUS / "no_header.csv", tmp_path)
     assert result.rows == 3
     assert values["column_1"] == [1, 2, 3]
+
+
+def test_chunks_parsed_in_parallel_match_a_serial_read(tmp_path, small_sample, monkeypatch):
+    rows = "".join(f'{i};"Müller; {i}";{i % 7},25\n' for i in range(2000))
+    path = write(tmp_path, "cp.csv", ("id;name;score\n" + rows).encode("cp1252"))
+    dialect = detect.detect_dialect(path)
+    assert ingest._splittable(dialect)
+    parallel = ingest.ingest_csv(path, dialect, tmp_path / "parallel.parquet")
+    monkeypatch.setattr(ingest, "SPLITTABLE_ENCODINGS", set())
+    serial = ingest.ingest_csv(path, dialect, tmp_path / "serial.parquet")
+    a, b = pq.read_table(tmp_path / "parallel.parquet"), pq.read_table(tmp_path / "serial.parquet")
+    assert parallel.rows == serial.rows == 2000 and a.equals(b)
+    assert a.column("name")[1999].as_py() == "Müller; 1999" and a.column("score")[6].as_py() == 6.25
