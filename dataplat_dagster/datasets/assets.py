@@ -1,5 +1,7 @@
 """The dataset asset: one software-defined asset per dataset of a project's catalog."""
 
+import json
+
 from dagster import AssetExecutionContext, AssetsDefinition, Config, Failure, MaterializeResult, asset
 from pydantic import Field
 
@@ -27,6 +29,9 @@ class DatasetImportConfig(Config):
     quotechar: str | None = Field(None, description="Override the quote character.")
     date_format: str | None = Field(None, description="Override the date format (strptime).")
     profile: bool = Field(True, description="Compute statistics, plots and the HTML report.")
+    dialect: str | None = Field(
+        None, description="The dialect as JSON, already detected (by `dataplat dataset import`); detected again if unset."
+    )
 
 
 def dataset_key(project: str, name: str) -> list[str]:
@@ -53,7 +58,9 @@ def dataset_asset(project: Project, root, name: str, spec: DatasetSpec) -> Asset
             from dataplat_dagster.datasets.materialize import materialize_file_dataset
 
             with storage.local_copy(source if "://" in source else project.dir / source) as local:
-                done = materialize_file_dataset(store, local, overrides, profile=config.profile, log=context.log)
+                done = materialize_file_dataset(
+                    store, local, overrides, profile=config.profile, log=context.log, dialect=_dialect(config)
+                )
         except DataplatError as error:
             raise Failure(description=str(error), allow_retries=False) from None
         return MaterializeResult(metadata=done.metadata)
@@ -68,6 +75,14 @@ def _overrides(spec: DatasetSpec, config: DatasetImportConfig):
     fields = CsvOptions.model_fields
     values = {key: getattr(config, key) if getattr(config, key) is not None else getattr(base, key) for key in fields}
     return CsvOverrides(**values)
+
+
+def _dialect(config: DatasetImportConfig):
+    if not config.dialect:
+        return None
+    from dataplat_dagster.datasets.dialect import Dialect
+
+    return Dialect.from_json(json.loads(config.dialect))
 
 
 def _description(store: DatasetStore, spec: DatasetSpec) -> str:

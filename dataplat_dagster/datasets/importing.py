@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ def start_import(
     if not existing:
         _register(project, name, DatasetSpec(source=FileSource(path=source_ref, options=options)), source_ref)
     key = AssetKey(dataset_key(project.name, name))
-    op_config = {"profile": profile}
+    op_config = {"profile": profile, "dialect": json.dumps(dialect.to_json())}
     if existing:
         op_config.update(source_path=source_ref, **options.model_dump(exclude_none=True))
     tags = {

@@ -32,11 +32,19 @@ class Materialized:
 
 
 def materialize_file_dataset(
-    store: DatasetStore, source: Path, overrides: CsvOverrides, *, profile: bool = True, log=None
+    store: DatasetStore,
+    source: Path,
+    overrides: CsvOverrides,
+    *,
+    profile: bool = True,
+    log=None,
+    dialect: Dialect | None = None,
 ) -> Materialized:
-    dialect = detect_dialect(source, overrides)
+    """``dialect``, when given, is the one already detected for this very file (the CLI
+    detects before it registers anything): the run reads with exactly what was printed."""
+    dialect = dialect or detect_dialect(source, overrides)
     if log:
-        log.info(f"Detected dialect of {source.name}: {dialect.describe()}")
+        log.info(f"Dialect of {source.name}: {dialect.describe()}")
         for note in dialect.notes:
             log.warning(note)
     with store.staging() as tmp:
