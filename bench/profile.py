@@ -1,0 +1,209 @@
+"""Benchmark: profiling a Parquet file with ``profile_parquet``, against DuckDB and ydata.
+
+On an 8-column Parquet file (``benchdata.py``: 4 numeric columns, 2 text, a date and a
+boolean; default 10 million rows, snappy) this times, best of ``--repeat``:
+
+  ours    ``dataplat_dagster.datasets.profile.profile_parquet(path)``, in this process:
+          per-column statistics, quantiles, histograms, top values, distinct counts,
+          duplicate rows, Pearson and Cramér's V correlations, a sample;
+  DuckDB  ``SUMMARIZE SELECT * FROM read_parquet(path)`` then one query with ``corr(a, b)``
+          for every pair of numeric columns, on a fresh in-memory connection in this
+          process (DuckDB's default settings): the floor for "statistics and
+          correlations" done by the same engine;
+  ydata   ``ProfileReport(df, minimal=True).get_description()`` of ydata-profiling, in its
+          own virtual environment (``bench/.venv-ydata``, created if missing), as a
+          subprocess. Minimal mode skips correlations, interactions and most plots, so it
+          does less than ours. Its time counts only the profiling, not the interpreter
+          start-up nor loading the Parquet file into pandas (printed separately).
+
+ydata-profiling holds the whole table in pandas, so it runs on the first ``--ydata-rows``
+rows (default 1 million); ours runs on that same file too, and the ratio ydata / ours
+compares the two on the same rows. Nothing is extrapolated.
+
+The machine may be shared and noisy: the figures that matter are the ratios, printed with
+their targets (PASS/MISS).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the standard library's ``profile`` module: keep its folder out
+# of the front of sys.path so that ``import profile`` anywhere still finds the real one.
+HERE = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0]).resolve() == HERE:
+    sys.path.pop(0)
+sys.path.append(str(HERE))
+
+import argparse  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import duckdb  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+import benchdata  # noqa: E402
+from dataplat_dagster.datasets.profile import profile_parquet  # noqa: E402
+
+YDATA_VENV = HERE / ".venv-ydata"
+YDATA_PYTHON = YDATA_VENV / "bin" / "python"
+YDATA_PACKAGES = ("ydata-profiling", "pandas", "pyarrow")
+YDATA_WORKER = HERE / "workers" / "ydata_profile.py"
+DEFAULT_ROWS = 10_000_000
+DEFAULT_YDATA_ROWS = 1_000_000
+QUICK_ROWS, QUICK_YDATA_ROWS = 1_000_000, 100_000
+NUMERIC_TYPES = ("int", "uint", "double", "float", "decimal")
+
+
+# --- The contenders ---------------------------------------------------------------------
+
+
+def timed(function, repeat: int) -> float:
+    """The best wall time of ``repeat`` calls."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def ours(path: Path) -> dict:
+    return profile_parquet(path)
+
+
+def duckdb_summary(path: Path) -> tuple[list, tuple]:
+    """SUMMARIZE, then every numeric pair's Pearson correlation in one query."""
+    source = "read_parquet('" + str(path).replace("'", "''") + "')"
+    with duckdb.connect(":memory:") as con:
+        summary = con.execute(f"SUMMARIZE SELECT * FROM {source}").fetchall()
+        pairs = itertools.combinations(numeric_columns(path), 2)
+        corr = ", ".join(f'corr("{a}", "{b}")' for a, b in pairs)
+        correlations = con.execute(f"SELECT {corr} FROM {source}").fetchone() if corr else ()
+    return summary, correlations
+
+
+def numeric_columns(path: Path) -> list[str]:
+    schema = pq.read_schema(path)
+    return [f.name for f in schema if str(f.type).startswith(NUMERIC_TYPES)]
+
+
+@dataclass(frozen=True)
+class YdataResult:
+    profile_s: float | None = None
+    load_s: float | None = None
+    total_s: float | None = None  # the subprocess, start-up and imports included
+    version: str = ""
+    problem: str = ""
+
+
+def ydata(path: Path, repeat: int, timeout_s: float) -> YdataResult:
+    problem = ensure_ydata_venv()
+    if problem:
+        return YdataResult(problem=problem)
+    results = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        try:
+            done = subprocess.run([str(YDATA_PYTHON), str(YDATA_WORKER), str(path)], capture_output=True,
+                                  text=True, timeout=timeout_s, cwd=tempfile.gettempdir())
+        except subprocess.TimeoutExpired:
+            return YdataResult(problem=f"did not finish within {timeout_s:.0f} s (--ydata-timeout)")
+        if done.returncode != 0:
+            return YdataResult(problem=f"failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+        line = json.loads(done.stdout.strip().splitlines()[-1])
+        results.append(YdataResult(line["profile_s"], line["load_s"], time.perf_counter() - started, line["version"]))
+    return min(results, key=lambda r: r.profile_s)
+
+
+def ensure_ydata_venv() -> str:
+    """Create bench/.venv-ydata if missing; an empty string, or why ydata cannot run."""
+    if YDATA_PYTHON.exists():
+        return ""
+    print(f"  creating {YDATA_VENV.relative_to(HERE.parent)} (pip install {' '.join(YDATA_PACKAGES)}) ...", flush=True)
+    steps = [["python3", "-m", "venv", str(YDATA_VENV)],
+             [str(YDATA_PYTHON), "-m", "pip", "install", "--quiet", *YDATA_PACKAGES]]
+    for step in steps:
+        done = subprocess.run(step, capture_output=True, text=True)
+        if done.returncode != 0:
+            return f"cannot be installed ({' '.join(step[:3])}: {done.stderr.strip()[-300:]})"
+    return ""
+
+
+# --- Report -----------------------------------------------------------------------------
+
+
+def verdict(value: float, target: float, at_most: bool) -> str:
+    ok = value <= target if at_most else value >= target
+    return "PASS" if ok else "MISS"
+
+
+def print_header(args: argparse.Namespace) -> None:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"bench/profile.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.node()}")
+    print(f"  machine: {os.cpu_count()} cores; load average {load}; python {platform.python_version()}, "
+          f"duckdb {duckdb.__version__}")
+    print(f"  {args.rows:,} rows x 8 columns (ydata on the first {args.ydata_rows:,}); best of {args.repeat}")
+    print("  ours and DuckDB run in this process; ydata in a subprocess (its start-up and load not counted)")
+
+
+def print_engine_ratio(rows: int, ours_s: float, duck_s: float, size_mib: float) -> None:
+    ratio = ours_s / duck_s
+    print(f"\n{rows:,} rows ({size_mib:.0f} MiB Parquet): ours {ours_s:.2f} s, "
+          f"DuckDB SUMMARIZE + corr {duck_s:.2f} s")
+    print(f"  ours / DuckDB = {ratio:.2f}  {verdict(ratio, 1.5, True)} (<= 1.5)")
+
+
+def print_ydata_ratio(rows: int, ours_s: float, result: YdataResult) -> None:
+    print(f"\n{rows:,} rows, same file for both: ours {ours_s:.2f} s", end="")
+    if result.problem:
+        print(f"; ydata-profiling {result.problem}: no ratio")
+        return
+    ratio = result.profile_s / ours_s
+    print(f", ydata-profiling {result.version} minimal {result.profile_s:.2f} s "
+          f"(+ {result.load_s:.2f} s loading into pandas; {result.total_s:.2f} s for the whole subprocess)")
+    print(f"  ydata / ours = {ratio:.2f}  {verdict(ratio, 4, False)} (>= 4)"
+          f"   [with loading: {(result.profile_s + result.load_s) / ours_s:.2f}]")
+
+
+# --- Main -------------------------------------------------------------------------------
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, help=f"rows of the file (default {DEFAULT_ROWS:,})")
+    parser.add_argument("--ydata-rows", type=int, help=f"rows given to ydata-profiling (default {DEFAULT_YDATA_ROWS:,})")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"{QUICK_ROWS:,} rows, ydata on {QUICK_YDATA_ROWS:,} (unless given)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each contender; the best counts (default 1)")
+    parser.add_argument("--ydata-timeout", type=float, default=900, help="seconds (default %(default)s)")
+    args = parser.parse_args()
+    args.rows = args.rows or (QUICK_ROWS if args.quick else DEFAULT_ROWS)
+    args.ydata_rows = min(args.ydata_rows or (QUICK_YDATA_ROWS if args.quick else DEFAULT_YDATA_ROWS), args.rows)
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    print_header(args)
+    path = benchdata.ensure_parquet(args.rows)
+    small = benchdata.ensure_parquet(args.ydata_rows)
+    for file in {path, small}:
+        benchdata.warm_page_cache(file)
+    ours_s = timed(lambda: ours(path), args.repeat)
+    duck_s = timed(lambda: duckdb_summary(path), args.repeat)
+    print_engine_ratio(args.rows, ours_s, duck_s, path.stat().st_size / 2**20)
+    ours_small_s = timed(lambda: ours(small), args.repeat) if small != path else ours_s
+    print_ydata_ratio(args.ydata_rows, ours_small_s, ydata(small, args.repeat, args.ydata_timeout))
+    print(f"\n  load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
