@@ -9,7 +9,7 @@ import click
 from dataplat_dagster.catalog import load_catalog
 from dataplat_dagster.catalog.models import ORIGINS, CsvOptions
 from dataplat_dagster.cli.context import CliContext, pass_context
-from dataplat_dagster.cli.output import human_count, human_size, print_json, print_table, warn
+from dataplat_dagster.cli.output import human_count, human_size, plural, print_json, print_table, warn
 from dataplat_dagster.cli.show import show_profile
 from dataplat_dagster.errors import DataplatError
 
@@ -71,7 +71,7 @@ def dataset_import(ctx: CliContext, path: Path, name: str, sep, decimal, thousan
         )
     info = _find_info(ctx, name)
     _report(as_json, {**info.to_json(), "dialect": dialect.to_json()},
-            f"Dataset {name!r} is ready: {human_count(info.rows)} rows × {info.columns} columns, "
+            f"Dataset {name!r} is ready: {plural(info.rows, 'row')} × {plural(info.columns, 'column')}, "
             f"{human_size(info.size_bytes)} as Parquet (run {outcome.run_id}).")
 
 

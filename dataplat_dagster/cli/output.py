@@ -36,6 +36,10 @@ def human_count(value: int | None) -> str:
     return "-" if value is None else f"{value:,}"
 
 
+def plural(count: int | None, noun: str) -> str:
+    return f"{human_count(count)} {noun}{'' if count == 1 else 's'}"
+
+
 def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
