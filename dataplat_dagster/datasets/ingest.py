@@ -189,10 +189,10 @@ def _timestamp_read(fmt: str | None, native_format: str | None) -> _ColumnRead:
 
 
 def _to_integer(array: pa.Array, thousands: str | None) -> pa.Array:
-    zero_first = pc.starts_with(array, "0")
+    zero_first = pc.or_(pc.starts_with(array, "0"), pc.starts_with(array, "-0"))
     if pc.any(zero_first).as_py():
         candidates = pc.filter(array, zero_first)
-        longer = pc.filter(candidates, pc.greater(pc.binary_length(candidates), 1))
+        longer = pc.filter(candidates, pc.greater(pc.binary_length(pc.utf8_ltrim(candidates, "-")), 1))
         if len(longer):
             raise _BadValue(longer[0].as_py())
     return pc.cast(_strip(array, thousands), pa.int64())

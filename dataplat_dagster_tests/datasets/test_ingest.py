@@ -108,6 +108,13 @@ def test_leading_zeros_after_the_sample_keep_the_column_text(tmp_path, small_sam
     assert values["zip"][-1] == "01234"
 
 
+def test_negative_leading_zeros_after_the_sample_keep_the_column_text(tmp_path, small_sample):
+    path = write(tmp_path, "codes.csv", b"code\n" + b"-5\n0\n-0\n" * 200 + b"-007\n")
+    result, values = ingest_file(path, tmp_path)
+    assert result.schema.field("code").type == pa.string()
+    assert values["code"][:3] == ["-5", "0", "-0"] and values["code"][-1] == "-007"
+
+
 def test_quoted_newlines_after_the_sample(tmp_path, small_sample):
     multi_line = "".join(f'{i},"x{i}, and\nline {i}"\n' for i in range(500))
     path = write(tmp_path, "nl.csv", b"id,text\n" + b"1,plain\n" * 50 + multi_line.encode())
