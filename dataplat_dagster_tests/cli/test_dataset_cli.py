@@ -171,3 +171,19 @@ def test_no_wait_returns_while_parsing_then_becomes_ready(cli_workspace, tmp_pat
             break
         time.sleep(1)
     assert info["status"] == "ready" and info["run_id"] == submitted["run_id"] and info["rows"] == 3
+
+
+def test_no_wait_failure_is_listed_as_failed_with_the_reason(cli_workspace, tmp_path):
+    broken = write(tmp_path / "broken.csv", "id,name,score\n1,Ann,3.5\n2,Bob\n")
+    submitted = cli_workspace.run("dataset", "import", str(broken), "--name", "people", "--no-wait", "--json").json()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        info = cli_workspace.datasets()["people"]
+        if info["status"] != "parsing":
+            break
+        time.sleep(1)
+    assert info["status"] == "failed" and info["run_id"] == submitted["run_id"]
+    assert "line 3 has 2 fields" in info["error"]
+    assert "failed: " in cli_workspace.run("dataset", "list").stdout
+    cli_workspace.run("dataset", "delete", "people", "--yes")
+    assert cli_workspace.datasets() == {}
