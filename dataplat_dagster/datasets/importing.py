@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+from upath import UPath
 
 from dataplat_dagster import runs
 from dataplat_dagster.catalog import DatasetSpec, FileSource, edit_catalog, load_catalog
@@ -157,11 +158,17 @@ def _switch_source(project: Project, name: str, staged: str, run_config: dict) -
 
 
 def _remove_raw(project: Project, source_ref: str) -> None:
-    """Remove one uploaded raw copy (its ``raw/<id>/`` folder), never anything outside storage."""
-    path = Path(source_ref) if Path(source_ref).is_absolute() else project.dir / source_ref
-    folder = path.parent
-    if folder.parent.name == storage.RAW_FOLDER and folder.exists():
-        shutil.rmtree(folder)
+    """Remove one uploaded raw copy (its ``raw/<id>/`` folder in the dataset's storage).
+    A source the user declared elsewhere is never touched."""
+    catalog = load_catalog(project.catalog_path)
+    root = resolve_root(project.dir, catalog.storage_root)
+    if "://" in source_ref:
+        folder = UPath(source_ref).parent
+    else:
+        folder = UPath(Path(source_ref) if Path(source_ref).is_absolute() else project.dir / source_ref).parent
+    raw_folders = {str(DatasetStore(root, name).path(storage.RAW_FOLDER)) for name in catalog.datasets}
+    if str(folder.parent) in raw_folders and folder.exists():
+        folder.fs.rm(folder.path, recursive=True)
 
 
 def _unregister(project: Project, name: str) -> None:

@@ -187,3 +187,15 @@ def test_no_wait_failure_is_listed_as_failed_with_the_reason(cli_workspace, tmp_
     assert "failed: " in cli_workspace.run("dataset", "list").stdout
     cli_workspace.run("dataset", "delete", "people", "--yes")
     assert cli_workspace.datasets() == {}
+
+
+def test_replacing_a_declared_source_never_touches_the_file_it_named(cli_workspace, tmp_path):
+    declared = cli_workspace.project_dir / "data" / "raw" / "2024" / "people.csv"
+    declared.parent.mkdir(parents=True)
+    declared.write_text(US_PEOPLE)
+    catalog = cli_workspace.project_dir / "dataplat.yaml"
+    catalog.write_text(catalog.read_text().replace(
+        "datasets: {}", "datasets:\n  people:\n    source:\n      path: data/raw/2024/people.csv\n"))
+    cli_workspace.run("dataset", "import", str(write(tmp_path / "eu.csv", EU_SALES)), "--name", "people", "--replace")
+    assert declared.read_text() == US_PEOPLE
+    assert cli_workspace.datasets()["people"]["rows"] == 4
