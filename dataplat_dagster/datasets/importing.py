@@ -31,7 +31,7 @@ from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.assets import dataset_key
 from dataplat_dagster.datasets.detect import detect_dialect
 from dataplat_dagster.datasets.dialect import CsvOverrides, Dialect
-from dataplat_dagster.datasets.storage import DatasetStore, is_local, resolve_root
+from dataplat_dagster.datasets.storage import DatasetStore, catalog_reference, resolve_root
 from dataplat_dagster.definitions import DATASETS_JOB
 from dataplat_dagster.errors import DataplatError, InputError
 from dataplat_dagster.workspace import Project, check_name
@@ -137,11 +137,7 @@ def _store_raw(project: Project, store: DatasetStore, file: Path) -> str:
         copy = tmp / file.name
         shutil.copyfile(file, copy)
         target = store.publish(copy, relative)
-    if not is_local(target):
-        return str(target)
-    local = Path(target).resolve()
-    # Inside the project folder the catalog keeps a relative path, so the project can move.
-    return str(local.relative_to(project.dir.resolve())) if local.is_relative_to(project.dir.resolve()) else str(local)
+    return catalog_reference(project.dir, target)
 
 
 def _switch_source(project: Project, name: str, staged: str, run_config: dict) -> None:

@@ -19,7 +19,7 @@ from dataplat_dagster.catalog import FileSource, edit_catalog, load_catalog
 from dataplat_dagster.catalog.models import DatasetSpec
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.assets import dataset_key
-from dataplat_dagster.datasets.storage import DatasetStore, resolve_root
+from dataplat_dagster.datasets.storage import DatasetStore, catalog_reference, resolve_root
 from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.workspace import Project, check_name
 
@@ -52,12 +52,13 @@ def rename_dataset(instance: DagsterInstance, project: Project, name: str, new_n
     with edit_catalog(project.catalog_path) as catalog:
         if new_name in catalog.datasets:
             raise DataplatError(f"A dataset named {new_name!r} already exists; choose another name.")
-        old_prefix = _relative_folder(project, store)
+        old_prefix = catalog_reference(project.dir, store.folder)
         moved = store.move_to(new_name)
         spec = catalog.datasets.pop(name)
         spec.renamed_from.append(name)
-        if spec.source and old_prefix and spec.source.path.startswith(old_prefix + "/"):
-            new_path = _relative_folder(project, moved) + spec.source.path[len(old_prefix) :]
+        if spec.source and spec.source.path.startswith(old_prefix + "/"):
+            # An uploaded raw copy moved with the dataset's folder.
+            new_path = catalog_reference(project.dir, moved.folder) + spec.source.path[len(old_prefix) :]
             spec.source = FileSource(path=new_path, options=spec.source.options)
         catalog.datasets[new_name] = spec
     _carry_materialization(instance, project, name, new_name, moved)
@@ -76,13 +77,6 @@ def _carry_materialization(instance, project: Project, name: str, new_name: str,
     instance.report_runless_asset_event(
         AssetMaterialization(asset_key=AssetKey(dataset_key(project.name, new_name)), metadata=metadata)
     )
-
-
-def _relative_folder(project: Project, store: DatasetStore) -> str | None:
-    try:
-        return str(Path(store.folder).resolve().relative_to(project.dir.resolve()))
-    except ValueError:
-        return None
 
 
 def delete_dataset(instance: DagsterInstance, project: Project, name: str) -> None:

@@ -41,6 +41,15 @@ def resolve_root(project_dir: Path, storage_root: str) -> UPath:
     return UPath(project_dir / storage_root)
 
 
+def catalog_reference(project_dir: Path, path: UPath) -> str:
+    """How the catalog names a stored file or folder: relative to the project when it lies
+    inside it (so the project can move), else an absolute path or a URL."""
+    if not is_local(path):
+        return str(path)
+    local, project = Path(path).resolve(), project_dir.resolve()
+    return str(local.relative_to(project)) if local.is_relative_to(project) else str(local)
+
+
 @contextmanager
 def local_copy(path: str | os.PathLike) -> Iterator[Path]:
     """A local path for any file: a local path as it is, a URL downloaded to a temporary folder."""
