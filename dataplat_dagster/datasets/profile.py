@@ -1,9 +1,10 @@
 """Profile a Parquet file: per-column statistics, histograms, top values, correlations.
 
-DuckDB reads the file out of core in at most two scans: one aggregate query for the
-statistics of every column and every Pearson pair, then one for the histograms (which
-need the min/max of the first), the exact counts of the top values and the contingency
-counts of Cramér's V. DuckDB gets a small memory limit and spills its hash tables to a
+DuckDB reads the file out of core in two scans: one aggregate query for the statistics
+of every column and every Pearson pair, then one for the histograms (which need the
+min/max of the first), the top values of low-cardinality columns and the contingency
+counts of Cramér's V; text columns with many values get their exact top values from one
+GROUP BY each (one column read each, in the same statement). DuckDB gets a small memory limit and spills its hash tables to a
 private temp folder, so memory stays about flat as files grow. The result is a plain,
 JSON-serialisable dict (see ``profile_parquet``).
 """
@@ -34,8 +35,6 @@ QUANTILES = {"5%": 0.05, "25%": 0.25, "50%": 0.5, "75%": 0.75, "95%": 0.95}
 QUANTILE_SAMPLE = 10_000
 HISTOGRAM_BINS = 20
 TOP_VALUES = 10
-# approx_top_k is loose on flat distributions; more candidates, counted exactly, help.
-TOP_CANDIDATES = 10 * TOP_VALUES
 # Text columns with at most this many values get all their counts in the second scan.
 FULL_COUNT_MAX_DISTINCT = 1000
 MAX_PEARSON_COLUMNS = 30
@@ -213,8 +212,6 @@ def _column_exprs(column: _Column, exact_distinct: bool) -> dict[Any, str]:
         exprs[(i, "quantiles")] = f"reservoir_quantile({v}, [{quantiles}], {QUANTILE_SAMPLE})"
     elif column.kind == "boolean":
         exprs[(i, "top")] = f"map_entries(histogram({q}))"
-    elif column.kind == "text":
-        exprs[(i, "top_candidates")] = f"approx_top_k({v}, {TOP_CANDIDATES})"
     return exprs
 
 
@@ -277,7 +274,7 @@ def _second_pass(con, path: str, columns: list[_Column], profiles: list[dict], s
         )
     result = _aggregate(con, path, exprs)
     many_valued = [c for c in columns if c.kind == "text" and (c.index, "top") not in result]
-    result.update(_candidate_counts(con, path, many_valued, stats))
+    result.update(_top_counts(con, path, many_valued))
     for column in columns:
         if bins[column.index] is not None:
             entries = result[(column.index, "histogram")]
@@ -287,19 +284,18 @@ def _second_pass(con, path: str, columns: list[_Column], profiles: list[dict], s
     return {(a.name, b.name): result[("pair", a.index, b.index)] for a, b in pairs}
 
 
-def _candidate_counts(con, path: str, columns: list[_Column], stats: dict) -> dict:
-    """Exact counts of the approx_top_k candidates, so the counts shown are true.
-
-    One semi-join per column: DuckDB pushes it into the scan as a hash filter, which is
-    far cheaper than testing a list of candidates inside the aggregate for every row.
-    """
+def _top_counts(con, path: str, columns: list[_Column]) -> dict:
+    """The exact top values of many-valued text columns: a GROUP BY per column, all in one
+    statement. approx_top_k was no cheaper, and on flat distributions it missed the true
+    top values (125 shown where the top count was 146, on 100k values over 10M rows); a
+    GROUP BY spills to disk like the rest, so even 10M distinct values stay bounded."""
     queries, params = [], []
     for column in columns:
         queries.append(
-            f"SELECT {column.index} AS i, {column.value_sql} AS v, count(*) AS n FROM read_parquet(?) "
-            f"WHERE {column.value_sql} IN (SELECT unnest(?::VARCHAR[])) GROUP BY v"
+            f"(SELECT {column.index} AS i, v, n FROM (SELECT {column.value_sql} AS v, count(*) AS n "
+            f"FROM read_parquet(?) WHERE v IS NOT NULL GROUP BY v ORDER BY n DESC, v LIMIT {TOP_VALUES}))"
         )
-        params += [path, stats[(column.index, "top_candidates")] or []]
+        params.append(path)
     counts: dict[Any, list] = {(c.index, "top"): [] for c in columns}
     if queries:
         for i, value, count in con.execute(" UNION ALL ".join(queries), params).fetchall():
