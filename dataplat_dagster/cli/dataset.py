@@ -9,7 +9,7 @@ import click
 from dataplat_dagster.catalog import load_catalog
 from dataplat_dagster.catalog.models import ORIGINS, CsvOptions
 from dataplat_dagster.cli.context import CliContext, pass_context
-from dataplat_dagster.cli.output import human_count, human_size, plural, print_json, print_table, warn
+from dataplat_dagster.cli.output import elapsed, human_count, human_size, plural, print_json, print_table, warn
 from dataplat_dagster.cli.show import show_profile
 from dataplat_dagster.errors import DataplatError
 
@@ -62,7 +62,8 @@ def dataset_import(ctx: CliContext, path: Path, name: str, sep, decimal, thousan
         return
     if not as_json:
         click.echo(f"Parsing{'' if no_profile else ' and profiling'} in run {started.run_id} ...")
-    outcome = runs.execute(instance, started.run_id)
+    with elapsed(f"  {name}:"):
+        outcome = runs.execute(instance, started.run_id)
     finish_import(instance, started.run_id)
     if outcome.error is not None or outcome.status.value != "SUCCESS":
         raise DataplatError(

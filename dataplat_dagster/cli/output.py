@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import click
 
@@ -44,8 +47,28 @@ def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
 
-def is_terminal() -> bool:
-    return sys.stdout.isatty()
+@contextmanager
+def elapsed(label: str) -> Iterator[None]:
+    """On a terminal, a line on stderr counting the seconds while the body runs."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    done = threading.Event()
+
+    def tick() -> None:
+        start = time.monotonic()
+        while not done.wait(0.25):
+            sys.stderr.write(f"\r{label} {time.monotonic() - start:6.1f} s")
+            sys.stderr.flush()
+        sys.stderr.write("\r" + " " * (len(label) + 10) + "\r")
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        done.set()
+        ticker.join()
 
 
 def _cell(value: object) -> str:
