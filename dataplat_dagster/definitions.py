@@ -13,6 +13,7 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 
 from dataplat_dagster.catalog import load_catalog
 from dataplat_dagster.datasets.assets import dataset_asset
+from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY, DatasetIOManager
 from dataplat_dagster.datasets.storage import resolve_root
 from dataplat_dagster.workspace import Project
 
@@ -45,4 +46,5 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
                 tags={"dataplat/project": project.name},
             )
         )
-    return Definitions(assets=assets, jobs=jobs)
+    resources = {IO_MANAGER_KEY: DatasetIOManager(storage_root=str(root))}
+    return Definitions(assets=assets, jobs=jobs, resources=resources)

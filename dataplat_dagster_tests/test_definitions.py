@@ -104,3 +104,29 @@ def test_materializing_without_profile_drops_the_stale_profile(tmp_path):
         metadata = instance.get_latest_materialization_event(AssetKey(["lab", "datasets", "measures"])).asset_materialization.metadata
     assert metadata["dagster/row_count"].value == 3 and "summary" not in metadata
     assert sorted(p.name for p in folder.iterdir() if p.is_file()) == ["data.parquet", "dialect.json"]
+
+
+def test_a_users_asset_reads_a_dataset_as_pandas_or_arrow(tmp_path):
+    import pandas as pd
+    import pyarrow as pa
+    from dagster import AssetIn, Definitions, asset, define_asset_job
+
+    project = make_project(tmp_path)
+    project_defs = project_definitions(project.definitions_file)
+    dataset = AssetKey(["lab", "datasets", "measures"])
+
+    @asset(ins={"measures": AssetIn(key=dataset)})
+    def total_amount(measures: pd.DataFrame) -> float:
+        return float(measures["amount"].sum())
+
+    @asset(ins={"measures": AssetIn(key=dataset)})
+    def labels(measures: pa.Table) -> list:
+        return measures.column("label").to_pylist()
+
+    downstream = define_asset_job("downstream", selection=[total_amount.key, labels.key])
+    defs = Definitions.merge(project_defs, Definitions(assets=[total_amount, labels], jobs=[downstream]))
+    with instance_for_test() as instance:
+        assert defs.resolve_job_def(DATASETS_JOB).execute_in_process(instance=instance).success
+        result = defs.resolve_job_def("downstream").execute_in_process(instance=instance)
+    assert result.output_for_node("total_amount") == 4.0
+    assert result.output_for_node("labels") == ["a", "b", "a"]

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from dataplat_dagster.catalog.models import CsvOptions, DatasetSpec
 from dataplat_dagster.datasets import storage
+from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY
 from dataplat_dagster.datasets.storage import DatasetStore
 from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.workspace import Project
@@ -47,6 +48,7 @@ def dataset_asset(project: Project, root, name: str, spec: DatasetSpec) -> Asset
         description=_description(store, spec),
         tags={ORIGIN_TAG: spec.origin},
         kinds={"parquet"},
+        io_manager_key=IO_MANAGER_KEY,
         metadata={"dataplat/dataset": name, "dataplat/storage": store.uri(storage.DATA_FILE)},
     )
     def _dataset(context: AssetExecutionContext, config: DatasetImportConfig) -> MaterializeResult:
