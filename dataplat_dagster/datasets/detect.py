@@ -275,8 +275,7 @@ def _choose_thousands(votes: Counter, decimal: str, notes: list[str]) -> str | N
     counts = {mark: sum(votes[tag] for tag in tags) for mark, tags in _THOUSANDS_VOTES[decimal].items()}
     seen = {mark: count for mark, count in counts.items() if count}
     if not seen:
-        if votes:
-            notes.append("no thousands separator seen")
+        # Nothing to decide: numbers without separators read the same either way.
         return None
     thousands = max(seen, key=seen.get)
     if len(seen) > 1:
