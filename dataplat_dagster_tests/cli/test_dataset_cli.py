@@ -160,28 +160,28 @@ def test_existing_name_needs_replace_and_failed_replace_keeps_previous_version(c
     assert [p.name for p in raws] == ["eu.csv"]  # the replaced upload is gone, the failed one never stayed
 
 
+def settled(cli_workspace, name: str, timeout: float = 120) -> dict:
+    """The dataset's list entry once its run has left ``parsing`` (or when time is up)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = cli_workspace.datasets()[name]
+        if info["status"] != "parsing" or time.monotonic() > deadline:
+            return info
+        time.sleep(1)
+
+
 def test_no_wait_returns_while_parsing_then_becomes_ready(cli_workspace, tmp_path):
     source = write(tmp_path / "p.csv", US_PEOPLE)
     submitted = cli_workspace.run("dataset", "import", str(source), "--name", "people", "--no-wait", "--json").json()
     assert submitted["status"] == "parsing" and submitted["run_id"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        info = cli_workspace.datasets()["people"]
-        if info["status"] != "parsing":
-            break
-        time.sleep(1)
+    info = settled(cli_workspace, "people")
     assert info["status"] == "ready" and info["run_id"] == submitted["run_id"] and info["rows"] == 3
 
 
 def test_no_wait_failure_is_listed_as_failed_with_the_reason(cli_workspace, tmp_path):
     broken = write(tmp_path / "broken.csv", "id,name,score\n1,Ann,3.5\n2,Bob\n")
     submitted = cli_workspace.run("dataset", "import", str(broken), "--name", "people", "--no-wait", "--json").json()
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        info = cli_workspace.datasets()["people"]
-        if info["status"] != "parsing":
-            break
-        time.sleep(1)
+    info = settled(cli_workspace, "people")
     assert info["status"] == "failed" and info["run_id"] == submitted["run_id"]
     assert "line 3 has 2 fields" in info["error"]
     assert "failed: " in cli_workspace.run("dataset", "list").stdout
