@@ -34,16 +34,32 @@ def test_init_refuses_an_existing_workspace_without_a_traceback(cli_workspace):
 def test_outside_a_workspace_the_cli_says_how_to_make_one(tmp_path):
     result = subprocess.run([DATAPLAT, "dataset", "list"], cwd=tmp_path, capture_output=True, text=True,
                             env={"PATH": "/usr/bin:/bin"})
-    assert result.returncode == 1 and "dataplat init" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "dataplat init" in result.stderr and "Traceback" not in result.stdout + result.stderr
+
+
+def validate_workspace(root: Path) -> subprocess.CompletedProcess:
+    """Load every code location of workspace.yaml the way `dagster dev` does."""
+    dagster = str(Path(sys.executable).parent / "dagster")
+    return subprocess.run(
+        [dagster, "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=root, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(root)},
+    )
+
+
+def test_a_created_workspace_loads_in_dagster(cli_workspace, tmp_path):
+    cli_workspace.run("project", "create", "marketing")
+    (tmp_path / "a.csv").write_text("id,name\n1,Ann\n")
+    cli_workspace.run("--project", "shop", "dataset", "import", str(tmp_path / "a.csv"), "--name", "people")
+    result = validate_workspace(cli_workspace.root)
+    assert result.returncode == 0, result.stderr
+    assert "Validation successful for code location shop" in result.stdout + result.stderr
+    assert "Validation successful for code location marketing" in result.stdout + result.stderr
 
 
 def test_the_demo_code_location_loads_with_its_main_job():
-    dagster = str(Path(sys.executable).parent / "dagster")
-    result = subprocess.run(
-        [dagster, "definitions", "validate", "-f", "projects/demo/definitions.py", "-d", "projects/demo"],
-        cwd=REPO, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin", "DAGSTER_HOME": str(REPO)},
-    )
+    result = validate_workspace(REPO)
     assert result.returncode == 0, result.stderr
+    assert "Validation successful for code location demo" in result.stdout + result.stderr
     code = (
         "import json, sys; sys.path.insert(0, 'projects/demo'); import definitions as d; "
         "print(json.dumps(sorted(j.name for j in d.defs.resolve_all_job_defs())))"
