@@ -66,8 +66,10 @@ def dataset_import(ctx: CliContext, path: Path, name: str, sep, decimal, thousan
         outcome = runs.execute(instance, started.run_id)
     finish_import(instance, started.run_id)
     if outcome.error is not None or outcome.status.value != "SUCCESS":
+        # The run read the copy in storage; the user knows the file by the path they gave.
+        reason = (outcome.error or outcome.status.value).replace(started.raw_copy, str(path))
         raise DataplatError(
-            f"Import of {path.name} as {name!r} failed (run {outcome.run_id}): {outcome.error or outcome.status.value}"
+            f"Import of {path.name} as {name!r} failed (run {outcome.run_id}): {reason}"
             + (" The previous version of the dataset is unchanged." if replace else " Nothing was registered.")
         )
     info = _find_info(ctx, name)

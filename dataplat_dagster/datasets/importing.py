@@ -48,6 +48,7 @@ TAG_UNREGISTER = "dataplat/unregister_on_failure"
 class StartedImport:
     run_id: str
     dialect: Dialect
+    raw_copy: str  # where the run reads the upload from: an absolute path or a URL
 
 
 def start_import(
@@ -99,7 +100,8 @@ def start_import(
     except Exception:
         _undo_failed_start(project, name, source_ref, new=not existing)
         raise
-    return StartedImport(run_id, dialect)
+    raw_copy = source_ref if "://" in source_ref else str(project.dir / source_ref)
+    return StartedImport(run_id, dialect, raw_copy)
 
 
 def finish_import(instance: DagsterInstance, run_id: str) -> None:

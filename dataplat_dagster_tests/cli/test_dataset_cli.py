@@ -125,7 +125,8 @@ def test_bad_inputs_are_refused_clearly_and_register_nothing(cli_workspace, tmp_
     assert_refused(cli_workspace.run("dataset", "import", str(two), "--name", "two", check=False), "a.csv", "b.csv")
     ragged = write(tmp_path / "ragged.csv", "a,b,c\n1,2,3\n4,5,6\n7,8,9,10\n11,12,13\n")
     result = cli_workspace.run("dataset", "import", str(ragged), "--name", "ragged", check=False)
-    assert_refused(result, "line 4")
+    assert_refused(result, "ragged.csv: line 4")
+    assert "/raw/" not in result.stderr  # named as the user gave it, not by its copy in storage
     bad_name = cli_workspace.run("dataset", "import", str(write(tmp_path / "ok.csv", US_PEOPLE)), "--name", "1 bad", check=False)
     assert_refused(bad_name, "not a valid dataset name")
     latin = write(tmp_path / "latin.csv", "name,city\nJosé,Besançon\n", encoding="cp1252")
@@ -144,7 +145,7 @@ def test_existing_name_needs_replace_and_failed_replace_keeps_previous_version(c
 
     broken = write(tmp_path / "broken.csv", "id,name,score\n1,Ann,3.5\n2,Bob\n")
     failed = cli_workspace.run("dataset", "import", str(broken), "--name", "people", "--replace", check=False)
-    assert_refused(failed, "previous version")
+    assert_refused(failed, f"{broken}: line 3", "previous version")
     info = cli_workspace.datasets()["people"]
     assert info["status"] == "failed" and "line 3" in info["error"]
     assert info["rows"] == 3  # the last good materialization is still what the dataset holds
