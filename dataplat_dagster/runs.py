@@ -102,6 +102,8 @@ def failure_reason(instance: DagsterInstance, run_id: str) -> str:
             return data.user_failure_data.description
         if data.error:
             error = data.error.cause or data.error
+            if error.cls_name == "DagsterExecutionInterruptedError":
+                return "the run was interrupted (Ctrl-C or a termination signal); import the file again."
             return error.message.strip()
     for record in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
         return record.dagster_event.message or "the run failed"

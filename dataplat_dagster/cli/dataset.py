@@ -62,9 +62,12 @@ def dataset_import(ctx: CliContext, path: Path, name: str, sep, decimal, thousan
         return
     if not as_json:
         click.echo(f"Parsing{'' if no_profile else ' and profiling'} in run {started.run_id} ...")
-    with elapsed(f"  {name}:"):
-        outcome = runs.execute(instance, started.run_id)
-    finish_import(instance, started.run_id)
+    try:
+        with elapsed(f"  {name}:"):
+            outcome = runs.execute(instance, started.run_id)
+    finally:
+        # Also after Ctrl-C: Dagster has marked the run failed, and the import is undone.
+        finish_import(instance, started.run_id)
     if outcome.error is not None or outcome.status.value != "SUCCESS":
         # The run read the copy in storage; the user knows the file by the path they gave.
         reason = (outcome.error or outcome.status.value).replace(started.raw_copy, str(path))
