@@ -14,7 +14,7 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 from dataplat_dagster.catalog import load_catalog
 from dataplat_dagster.datasets.assets import dataset_asset
 from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY, DatasetIOManager
-from dataplat_dagster.datasets.storage import resolve_root
+from dataplat_dagster.datasets.storage import resolve_reference
 from dataplat_dagster.workspace import Project
 
 # Materializes any selection of the project's datasets. In-process: a dataset import is
@@ -33,7 +33,7 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
     """The definitions of the project at ``location``: its folder, or a file inside it."""
     project = load_project(location)
     catalog = load_catalog(project.catalog_path)
-    root = resolve_root(project.dir, catalog.storage_root)
+    root = resolve_reference(project.dir, catalog.storage_root)
     assets = [dataset_asset(project, root, name, spec) for name, spec in catalog.datasets.items()]
     jobs = []
     if assets:

@@ -97,12 +97,10 @@ def _sample(store, profile: dict, count: int) -> dict:
     if count <= len(stored["rows"]):
         return {"columns": stored["columns"], "rows": stored["rows"][:count]}
     # More rows than the stored sample: read them from the Parquet head (no statistics recomputed).
-    import pyarrow.parquet as pq
+    from dataplat_dagster.datasets.profile import read_sample
 
     with store.local_file(storage.DATA_FILE) as parquet:
-        batch = next(pq.ParquetFile(parquet).iter_batches(batch_size=count), None)
-    rows = [] if batch is None else [[_jsonable(v) for v in row.values()] for row in batch.to_pylist()]
-    return {"columns": stored["columns"], "rows": rows}
+        return read_sample(parquet, count)
 
 
 def _strongest_correlations(profile: dict, limit: int = 5) -> list[tuple[str, str, float]]:
@@ -125,10 +123,4 @@ def _fmt(value) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
-
-
-def _jsonable(value):
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
     return str(value)

@@ -59,7 +59,7 @@ def dataset_asset(project: Project, root, name: str, spec: DatasetSpec) -> Asset
         try:
             from dataplat_dagster.datasets.materialize import materialize_file_dataset
 
-            with storage.local_copy(source if "://" in source else project.dir / source) as local:
+            with storage.local_copy(storage.resolve_reference(project.dir, source)) as local:
                 done = materialize_file_dataset(
                     store, local, overrides, profile=config.profile, log=context.log, dialect=_dialect(config)
                 )

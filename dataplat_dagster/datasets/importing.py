@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
-from upath import UPath
 
 from dataplat_dagster import runs
 from dataplat_dagster.catalog import DatasetSpec, FileSource, edit_catalog, load_catalog
@@ -31,7 +30,7 @@ from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.assets import dataset_key
 from dataplat_dagster.datasets.detect import detect_dialect
 from dataplat_dagster.datasets.dialect import CsvOverrides, Dialect
-from dataplat_dagster.datasets.storage import DatasetStore, catalog_reference, resolve_root
+from dataplat_dagster.datasets.storage import DatasetStore, catalog_reference, resolve_reference
 from dataplat_dagster.definitions import DATASETS_JOB
 from dataplat_dagster.errors import DataplatError, InputError
 from dataplat_dagster.workspace import Project, check_name
@@ -78,7 +77,7 @@ def start_import(
             "it cannot be replaced by a file. Import the file under another --name."
         )
     dialect = detect_dialect(file, CsvOverrides(**options.model_dump()))
-    root = resolve_root(project.dir, catalog.storage_root)
+    root = resolve_reference(project.dir, catalog.storage_root)
     source_ref = _store_raw(project, DatasetStore(root, name), file)
     if not existing:
         _register(project, name, DatasetSpec(source=FileSource(path=source_ref, options=options)), source_ref)
@@ -100,8 +99,7 @@ def start_import(
     except Exception:
         _undo_failed_start(project, name, source_ref, new=not existing)
         raise
-    raw_copy = source_ref if "://" in source_ref else str(project.dir / source_ref)
-    return StartedImport(run_id, dialect, raw_copy)
+    return StartedImport(run_id, dialect, str(resolve_reference(project.dir, source_ref)))
 
 
 def finish_import(instance: DagsterInstance, run_id: str) -> None:
@@ -159,11 +157,8 @@ def _remove_raw(project: Project, source_ref: str) -> None:
     """Remove one uploaded raw copy (its ``raw/<id>/`` folder in the dataset's storage).
     A source the user declared elsewhere is never touched."""
     catalog = load_catalog(project.catalog_path)
-    root = resolve_root(project.dir, catalog.storage_root)
-    if "://" in source_ref:
-        folder = UPath(source_ref).parent
-    else:
-        folder = UPath(Path(source_ref) if Path(source_ref).is_absolute() else project.dir / source_ref).parent
+    root = resolve_reference(project.dir, catalog.storage_root)
+    folder = resolve_reference(project.dir, source_ref).parent
     raw_folders = {str(DatasetStore(root, name).path(storage.RAW_FOLDER)) for name in catalog.datasets}
     if str(folder.parent) in raw_folders and folder.exists():
         folder.fs.rm(folder.path, recursive=True)
@@ -172,7 +167,7 @@ def _remove_raw(project: Project, source_ref: str) -> None:
 def _unregister(project: Project, name: str) -> None:
     with edit_catalog(project.catalog_path) as catalog:
         catalog.datasets.pop(name, None)
-        root = resolve_root(project.dir, catalog.storage_root)
+        root = resolve_reference(project.dir, catalog.storage_root)
     DatasetStore(root, name).delete()
 
 

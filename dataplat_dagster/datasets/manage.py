@@ -19,7 +19,7 @@ from dataplat_dagster.catalog import FileSource, edit_catalog, load_catalog
 from dataplat_dagster.catalog.models import DatasetSpec
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.assets import dataset_key
-from dataplat_dagster.datasets.storage import DatasetStore, catalog_reference, resolve_root
+from dataplat_dagster.datasets.storage import DatasetStore, catalog_reference, resolve_reference
 from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.workspace import Project, check_name
 
@@ -35,7 +35,7 @@ def dataset_store(project: Project, name: str) -> tuple[DatasetSpec, DatasetStor
             f"No dataset {name!r} in project {project.name!r} (datasets: {known}). "
             "See `dataplat dataset list`."
         )
-    return spec, DatasetStore(resolve_root(project.dir, catalog.storage_root), name)
+    return spec, DatasetStore(resolve_reference(project.dir, catalog.storage_root), name)
 
 
 def require_data(store: DatasetStore) -> None:
@@ -85,7 +85,7 @@ def delete_dataset(instance: DagsterInstance, project: Project, name: str) -> No
     dataset_store(project, name)
     with edit_catalog(project.catalog_path) as catalog:
         catalog.datasets.pop(name)
-        store = DatasetStore(resolve_root(project.dir, catalog.storage_root), name)
+        store = DatasetStore(resolve_reference(project.dir, catalog.storage_root), name)
         store.delete()
     instance.wipe_assets([AssetKey(dataset_key(project.name, name))])
 

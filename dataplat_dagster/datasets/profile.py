@@ -102,7 +102,7 @@ def profile_parquet(path: str | os.PathLike, *, sample_rows: int = 20) -> dict:
             "pearson": _pearson(columns, profiles, stats),
             "cramers_v": _cramers_v_matrix(contingency),
         },
-        "sample": _sample(path, schema, sample_rows),
+        "sample": read_sample(path, sample_rows),
     }
 
 
@@ -433,12 +433,12 @@ def _summary(rows: int, duplicates: int, profiles: list[dict]) -> dict:
     }
 
 
-def _sample(path: str, schema: pa.Schema, sample_rows: int) -> dict:
-    names = schema.names
+def read_sample(path: str | os.PathLike, sample_rows: int) -> dict:
+    """The first ``sample_rows`` rows, JSON-able: ``{"columns": [...], "rows": [[...], ...]}``."""
     rows: list[list] = []
-    if sample_rows > 0:
-        with pq.ParquetFile(path) as parquet:
-            batch = next(parquet.iter_batches(batch_size=sample_rows), None)
+    with pq.ParquetFile(path) as parquet:
+        names = parquet.schema_arrow.names
+        batch = next(parquet.iter_batches(batch_size=sample_rows), None) if sample_rows > 0 else None
         if batch is not None:
             rows = [[to_jsonable(row[name]) for name in names] for row in batch.to_pylist()]
     return {"columns": names, "rows": rows}

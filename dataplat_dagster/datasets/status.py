@@ -69,8 +69,8 @@ def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey
 
 
 def _status(instance: DagsterInstance, entry, materialization) -> tuple[str, str | None, str | None]:
-    planned_run_id = entry.last_run_id if entry else None
-    run = instance.get_run_by_id(planned_run_id) if planned_run_id else None
+    last_run_id = entry.last_run_id if entry else None
+    run = instance.get_run_by_id(last_run_id) if last_run_id else None
     materialized_run_id = materialization.run_id if materialization else None
     if run is not None and run.run_id != materialized_run_id:
         if run.status in IN_FLIGHT:

@@ -34,16 +34,18 @@ def is_local(path: UPath) -> bool:
     return path.protocol in ("", "file", "local")
 
 
-def resolve_root(project_dir: Path, storage_root: str) -> UPath:
-    """A relative ``storage_root`` is relative to the project folder; a URL is taken as is."""
-    if "://" in storage_root:
-        return UPath(storage_root)
-    return UPath(project_dir / storage_root)
+def resolve_reference(project_dir: Path, reference: str) -> UPath:
+    """What the catalog names (the storage root, a source file): a path relative to the
+    project folder, an absolute path, or a URL taken as is."""
+    if "://" in reference:
+        return UPath(reference)
+    return UPath(project_dir / reference)
 
 
 def catalog_reference(project_dir: Path, path: UPath) -> str:
-    """How the catalog names a stored file or folder: relative to the project when it lies
-    inside it (so the project can move), else an absolute path or a URL."""
+    """How the catalog names a stored file or folder (the inverse of ``resolve_reference``):
+    relative to the project when it lies inside it (so the project can move), else an
+    absolute path or a URL."""
     if not is_local(path):
         return str(path)
     local, project = Path(path).resolve(), project_dir.resolve()
@@ -51,7 +53,7 @@ def catalog_reference(project_dir: Path, path: UPath) -> str:
 
 
 @contextmanager
-def local_copy(path: str | os.PathLike) -> Iterator[Path]:
+def local_copy(path: str | os.PathLike | UPath) -> Iterator[Path]:
     """A local path for any file: a local path as it is, a URL downloaded to a temporary folder."""
     if "://" not in str(path):
         yield Path(path)
@@ -113,8 +115,7 @@ class DatasetStore:
 
     def local_file(self, relative: str):
         """A local path for reading one stored file (downloaded first when storage is remote)."""
-        path = self.path(relative)
-        return local_copy(Path(path) if is_local(path) else str(path))
+        return local_copy(self.path(relative))
 
     def remove(self, file: str) -> None:
         path = self.path(file)

@@ -60,6 +60,8 @@ def test_show_prints_stored_profile(cli_workspace, tmp_path):
     sample = cli_workspace.run("dataset", "show", "sales", "--sample", "2", "--json").json()
     assert sample["columns"][:3] == ["order_id", "order_date", "amount"]
     assert [row[3] for row in sample["rows"]] == ["Paris", "Lyon"]
+    beyond = cli_workspace.run("dataset", "show", "sales", "--sample", "25", "--json").json()  # read from the Parquet
+    assert beyond["rows"] == shown["sample"]["rows"] and beyond["rows"][0][1] == "2024-12-31"
     text = cli_workspace.run("dataset", "show", "sales").stdout
     assert "rows: 4" in text and "amount" in text
 
