@@ -22,7 +22,7 @@ import io
 import os
 import re
 import uuid
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -301,8 +301,6 @@ class _InlineExecutor(Executor):
     """Runs each task at once: a chunk's columns are converted on the thread parsing it."""
 
     def submit(self, fn, /, *args, **kwargs):
-        from concurrent.futures import Future
-
         future: Future = Future()
         try:
             future.set_result(fn(*args, **kwargs))
