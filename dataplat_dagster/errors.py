@@ -22,3 +22,7 @@ class CatalogError(DataplatError):
 
 class WorkspaceError(DataplatError):
     """No workspace or project could be found, or it is malformed."""
+
+
+class ConnectorError(DataplatError):
+    """A connector is misconfigured, or its server refused or failed an operation."""
