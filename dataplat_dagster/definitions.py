@@ -12,6 +12,8 @@ from pathlib import Path
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
 from dataplat_dagster.catalog import load_catalog
+from dataplat_dagster.connectors.check_job import connector_check_job
+from dataplat_dagster.connectors.registry import build_connector
 from dataplat_dagster.datasets.assets import dataset_asset
 from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY, DatasetIOManager
 from dataplat_dagster.datasets.storage import resolve_reference
@@ -47,4 +49,9 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
             )
         )
     resources = {IO_MANAGER_KEY: DatasetIOManager(storage_root=str(root))}
+    # Each connector is a resource under its own name; secrets stay EnvVar references.
+    for name, spec in catalog.connectors.items():
+        resources[name] = build_connector(name, spec, project.dir)
+    if catalog.connectors:
+        jobs.append(connector_check_job(project.name, list(catalog.connectors)))
     return Definitions(assets=assets, jobs=jobs, resources=resources)

@@ -7,10 +7,15 @@ from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from dataplat_dagster.connectors.models import ConnectorSpec
 from dataplat_dagster.workspace import NAME_PATTERN, NAME_RULE
 
 Origin = Literal["file_upload", "datasource", "pipeline_output", "pipeline_intermediate"]
 ORIGINS: tuple[str, ...] = get_args(Origin)
+
+
+# Resource keys every project's code location already uses; connectors are keyed by name.
+RESERVED_RESOURCE_KEYS = ("io_manager", "dataplat_datasets")
 
 
 class _Strict(BaseModel):
@@ -47,11 +52,24 @@ class ProjectCatalog(_Strict):
     storage_root: str = Field("storage", description="Folder relative to the project, or an fsspec URL.")
     description: str | None = None
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+    connectors: dict[str, ConnectorSpec] = Field(default_factory=dict)
 
-    @field_validator("datasets")
+    def connector_dependants(self, connector: str) -> list[str]:
+        """The catalog objects that read or write through ``connector`` ("datasource sales", ...)."""
+        dependants = []
+        for kind in ("datasources", "exporters"):
+            for name, spec in (getattr(self, kind, None) or {}).items():
+                if getattr(spec, "connector", None) == connector:
+                    dependants.append(f"{kind[:-1]} {name!r}")
+        return dependants
+
+    @field_validator("datasets", "connectors")
     @classmethod
-    def _names_are_valid(cls, datasets: dict[str, DatasetSpec]) -> dict[str, DatasetSpec]:
-        for name in datasets:
+    def _names_are_valid(cls, entries: dict, info) -> dict:
+        kind = info.field_name.rstrip("s")
+        for name in entries:
             if not NAME_PATTERN.match(name):
-                raise ValueError(f"dataset name {name!r} is not valid: use {NAME_RULE}")
-        return datasets
+                raise ValueError(f"{kind} name {name!r} is not valid: use {NAME_RULE}")
+            if kind == "connector" and name in RESERVED_RESOURCE_KEYS:
+                raise ValueError(f"connector name {name!r} is taken by a resource of every project: choose another")
+        return entries

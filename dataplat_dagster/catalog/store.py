@@ -12,6 +12,7 @@ import yaml
 from pydantic import ValidationError
 
 from dataplat_dagster.catalog.models import ProjectCatalog
+from dataplat_dagster.connectors.models import CONNECTOR_TYPES
 from dataplat_dagster.errors import CatalogError
 
 
@@ -33,11 +34,14 @@ def describe_validation_error(path: Path, error: ValidationError) -> str:
     lines = [f"{path} is not a valid catalog:"]
     for problem in error.errors():
         loc = [str(part) for part in problem["loc"]]
-        if len(loc) >= 2 and loc[0] == "datasets":
-            where = f"dataset {loc[1]!r}" + (f", field {'.'.join(loc[2:])}" if loc[2:] else "")
+        if len(loc) >= 2 and loc[0] in ("datasets", "connectors"):
+            # A connector's location holds its type (pydantic's union tag): not a field.
+            fields = loc[3:] if loc[0] == "connectors" and loc[2:3] and loc[2] in CONNECTOR_TYPES else loc[2:]
+            where = f"{loc[0][:-1]} {loc[1]!r}" + (f", field {'.'.join(fields)}" if fields else "")
         else:
             where = f"field {'.'.join(loc)}" if loc else "top level"
-        lines.append(f"  {where}: {problem['msg']}")
+        message = problem["msg"].removeprefix("Value error, ")
+        lines.append(f"  {where}: {message}")
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ import textwrap
 
 import click
 
+from dataplat_dagster.cli.connector import connector
 from dataplat_dagster.cli.context import CliContext
 from dataplat_dagster.cli.dataset import dataset
 from dataplat_dagster.cli.project import dev, init, project
@@ -30,6 +31,7 @@ def cli(ctx: click.Context, workspace_dir: str | None, project_name: str | None,
 cli.add_command(init)
 cli.add_command(project)
 cli.add_command(dataset)
+cli.add_command(connector)
 cli.add_command(dev)
 
 

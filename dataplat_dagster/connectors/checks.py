@@ -23,7 +23,16 @@ Outcome = Literal["passed", "failed", "skipped"]
 
 
 class StepFailed(Exception):
-    """A check step failed; the message is what the user is shown."""
+    """A check step failed; the message is what the user is shown.
+
+    ``step`` names a later step when one action covers several (a database login checks
+    the password and then the database): the running step is recorded as passed, and
+    ``step`` as failed.
+    """
+
+    def __init__(self, message: str, step: str | None = None):
+        super().__init__(message)
+        self.step = step
 
 
 class _Stop(Exception):
@@ -90,7 +99,13 @@ class Checker:
         started = time.perf_counter()
         try:
             value = action()
-        except (StepFailed, DataplatError) as error:
+        except StepFailed as error:
+            if error.step and error.step != step:
+                self._record(step, "passed", started, "ok")
+                step, started = error.step, time.perf_counter()
+            self._record(step, "failed", started, str(error))
+            raise _Stop from None
+        except DataplatError as error:
             self._record(step, "failed", started, str(error))
             raise _Stop from None
         except Exception as error:  # a library error nobody classified yet: still say what it was

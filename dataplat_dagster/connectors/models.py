@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+import re
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dataplat_dagster.connectors.secrets import check_env_name
 
@@ -16,6 +18,7 @@ EnvName = Annotated[str, AfterValidator(check_env_name)]
 
 CONNECTOR_TYPES = ("sql", "ftp", "sftp", "s3", "gcs")
 STORE_TYPES = ("ftp", "sftp", "s3", "gcs")
+FINGERPRINT_PATTERN = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
 
 # Fields that would hold a secret in plain text, and the reference to use instead.
 _PLAIN_SECRETS = {
@@ -63,6 +66,15 @@ class SqlConnectorSpec(_NetworkBase):
     url_env: EnvName | None = Field(None, description="Environment variable holding a full SQLAlchemy URL (replaces the fields above).")
     options: dict[str, str | int | float | bool] = Field(default_factory=dict, description="Extra driver options (connect_args), e.g. sslmode: require.")
 
+    def address(self) -> str:
+        if self.url_env:
+            return f"the URL in ${self.url_env}"
+        if (self.dialect or "").startswith("sqlite"):
+            return f"sqlite:///{self.database}"
+        user = f"{self.username}@" if self.username else ""
+        port = f":{self.port}" if self.port else ""
+        return f"{self.dialect}://{user}{self.host}{port}/{self.database or ''}"
+
     @model_validator(mode="after")
     def _dialect_or_url(self) -> "SqlConnectorSpec":
         if not self.dialect and not self.url_env:
@@ -82,6 +94,9 @@ class FtpConnectorSpec(_NetworkBase):
     passive: bool = Field(True, description="Passive mode; active mode needs the server to reach back to this machine.")
     root: str = Field("/", description="Folder on the server that paths start from.")
 
+    def address(self) -> str:
+        return _server_address("ftps" if self.tls else "ftp", self, "/" + self.root.lstrip("/"))
+
 
 class SftpConnectorSpec(_NetworkBase):
     type: Literal["sftp"] = "sftp"
@@ -89,8 +104,21 @@ class SftpConnectorSpec(_NetworkBase):
     private_key: str | None = Field(None, description="Private key file (OpenSSH or PEM format).")
     passphrase_env: EnvName | None = Field(None, description="Environment variable holding the private key's passphrase.")
     known_hosts: str | None = Field(None, description="known_hosts file to verify the server's host key against (default ~/.ssh/known_hosts).")
-    host_key_fingerprint: str | None = Field(None, pattern=r"^SHA256:[A-Za-z0-9+/]{43}=?$", description="Pinned host key fingerprint, as ssh-keygen -l prints it.")
+    host_key_fingerprint: str | None = Field(None, description="Pinned host key fingerprint, as `ssh-keygen -lf` prints it (SHA256:...).")
     insecure_accept_any_host_key: bool = Field(False, description="Skip host key verification (exposes the password to a man in the middle).")
+
+    def address(self) -> str:
+        return _server_address("sftp", self, "/" + self.root if not self.root.startswith("/") else self.root)
+
+    @field_validator("host_key_fingerprint")
+    @classmethod
+    def _sha256_fingerprint(cls, value: str | None) -> str | None:
+        if value is not None and not FINGERPRINT_PATTERN.match(value):
+            raise ValueError(
+                f"{value!r} is not a SHA256 host key fingerprint: give it as `ssh-keygen -lf KEY` or "
+                "`ssh-keyscan HOST | ssh-keygen -lf -` prints it, e.g. SHA256:nThbg6kXUpJWGl7E1IGOCspRomTxdCARLviKw6E5SY8"
+            )
+        return value
 
 
 class S3ConnectorSpec(_ConnectorBase):
@@ -101,6 +129,10 @@ class S3ConnectorSpec(_ConnectorBase):
     endpoint_url: str | None = Field(None, description="For S3-compatible stores (MinIO, Ceph, ...).")
     access_key_env: EnvName | None = Field(None, description="Environment variable holding the access key id; default: the AWS credential chain.")
     secret_key_env: EnvName | None = Field(None, description="Environment variable holding the secret access key.")
+
+    def address(self) -> str:
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return f"s3://{self.bucket}/{self.prefix}{where}"
 
     @model_validator(mode="after")
     def _both_keys(self) -> "S3ConnectorSpec":
@@ -118,11 +150,21 @@ class GcsConnectorSpec(_ConnectorBase):
     credentials_env: EnvName | None = Field(None, description="Environment variable holding the service-account JSON.")
     endpoint_url: str | None = Field(None, description="For emulators, e.g. http://127.0.0.1:9023.")
 
+    def address(self) -> str:
+        where = f" at {self.endpoint_url}" if self.endpoint_url else ""
+        return f"gs://{self.bucket}/{self.prefix}{where}"
+
     @model_validator(mode="after")
     def _one_credential(self) -> "GcsConnectorSpec":
         if self.credentials_file and self.credentials_env:
             raise ValueError("give credentials_file or credentials_env, not both")
         return self
+
+
+def _server_address(scheme: str, spec: _NetworkBase, path: str) -> str:
+    user = f"{spec.username}@" if spec.username else ""
+    port = f":{spec.port}" if spec.port else ""
+    return f"{scheme}://{user}{spec.host}{port}{path}"
 
 
 ConnectorSpec = Annotated[

@@ -45,7 +45,3 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
         text = text.replace(secret, MASK)
     return text
 
-
-def masked(var: str | None) -> str | None:
-    """How a secret reference is shown: ``*** (from $VAR)``."""
-    return None if var is None else f"{MASK} (from ${var})"
