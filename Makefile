@@ -29,7 +29,9 @@ demo: install
 	@echo "Look at it: DAGSTER_HOME=$(CURDIR) $(BIN)/dagster dev -w workspace.yaml  (then open http://127.0.0.1:3000),"
 	@echo "            $(BIN)/dataplat dataset show sales, and the HTML reports under projects/demo/storage/datasets/."
 
+# The connector tests start real servers; MariaDB and OpenSSH are apt-installed where missing.
 test: install
+	bash dataplat_dagster_tests/servers/install.sh
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 ui: install
