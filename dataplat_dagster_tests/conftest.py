@@ -33,8 +33,9 @@ class CliWorkspace:
     def project_dir(self) -> Path:
         return self.root / "projects" / "shop"
 
-    def run(self, *args: str, check: bool = True, timeout: float = 180) -> CliResult:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("DATAPLAT_", "DAGSTER_HOME"))}
+    def run(self, *args: str, check: bool = True, timeout: float = 180, env: dict[str, str] | None = None) -> CliResult:
+        """Run ``dataplat ARGS`` in the workspace; ``env`` adds variables (e.g. secrets)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("DATAPLAT_", "DAGSTER_HOME"))} | (env or {})
         proc = subprocess.run(
             [DATAPLAT, *args], cwd=self.root, env=env, capture_output=True, text=True, timeout=timeout,
             stdin=subprocess.DEVNULL,

@@ -1,14 +1,15 @@
 """The job that tests a project's connectors from the UI's launchpad.
 
-Launch ``test_connectors`` with ``connector`` empty to test all of them, or one's name;
-``write`` adds the sentinel write. Each connector's steps are logged and attached to the
-op's output as metadata (a table of steps and the JSON report); the run fails when any
-step asked for failed, so the run's status is the answer.
+One op per connector, tagged ``dataplat/connector: <name>`` so that Dagster's tag
+concurrency limits can cap the load on one server, and so that the ops run side by side.
+The job's config: ``connector`` (a name, or empty for all) and ``write`` (also write and
+delete a sentinel). Each connector's steps are logged and attached to its op's output as
+metadata; the run fails when any step asked for failed, so the run's status is the answer.
 """
 
-from dagster import Config, Failure, In, MetadataValue, Nothing, OpExecutionContext, Output, job, op
+from dagster import Config, Failure, MetadataValue, OpExecutionContext, Output, config_mapping, job, op
 
-from dataplat_dagster.connectors.base import CONNECTOR_TAG
+from dataplat_dagster.connectors.base import connector_tags
 
 CHECK_JOB = "test_connectors"
 
@@ -18,44 +19,61 @@ class ConnectorCheckConfig(Config):
     write: bool = False
 
 
+class ConnectorCheckOpConfig(Config):
+    enabled: bool = True
+    write: bool = False
+
+
 def connector_check_job(project: str, connector_names: list[str]):
     names = sorted(connector_names)
+    ops = {name: _check_op(name) for name in names}
 
-    @op(
-        name="test_connectors",
-        required_resource_keys=set(names),
-        ins={"start": In(Nothing)},
-        tags={CONNECTOR_TAG: "all"},
-        description="Test connectors step by step: name resolution, TCP, TLS, login, the database / bucket / root, list, read, and optionally write.",
-    )
-    def test_connectors_op(context: OpExecutionContext, config: ConnectorCheckConfig):
+    @config_mapping
+    def choose(config: ConnectorCheckConfig) -> dict:
         if config.connector and config.connector not in names:
             raise Failure(f"Project {project!r} has no connector {config.connector!r}; its connectors are: {', '.join(names)}.")
-        chosen = [config.connector] if config.connector else names
-        reports, metadata = [], {}
-        for name in chosen:
-            report = getattr(context.resources, name).check(write=config.write)
-            reports.append(report)
-            for step in report.steps:
-                log = context.log.info if step.outcome != "failed" else context.log.error
-                log(f"{name}: {step.step} {step.outcome} in {step.seconds * 1000:.0f} ms: {step.message}")
-            metadata[name] = MetadataValue.md(_steps_markdown(report))
-        metadata["report"] = MetadataValue.json({"connectors": [report.to_json() for report in reports]})
-        failed = [report for report in reports if not report.ok]
-        if failed:
-            summary = "; ".join(f"{r.connector}: {r.failed_step.step} failed: {r.failed_step.message}" for r in failed)
-            raise Failure(description=summary, metadata=metadata)
-        return Output(None, metadata=metadata)
+        return {
+            "ops": {
+                ops[name].name: {"config": {"enabled": config.connector in ("", name), "write": config.write}}
+                for name in names
+            }
+        }
 
     @job(
         name=CHECK_JOB,
-        description=f"Test the connectors of project {project!r} (config: connector = one name or empty for all; write = also write and delete a sentinel).",
+        config=choose,
+        description=f"Test the connectors of project {project!r}: config `connector` (one name, or empty for all) and `write`.",
         tags={"dataplat/project": project},
     )
     def test_connectors_job():
-        test_connectors_op()
+        for check in ops.values():
+            check()
 
     return test_connectors_job
+
+
+def _check_op(name: str):
+    @op(
+        name=f"test_{name}",
+        required_resource_keys={name},
+        tags=connector_tags(name),
+        description=f"Test connector {name!r} step by step: name resolution, TCP, TLS, login, the database / bucket / root, list, read, and optionally write.",
+    )
+    def check(context: OpExecutionContext, config: ConnectorCheckOpConfig):
+        if not config.enabled:
+            context.log.info(f"{name}: not selected")
+            return Output(None, metadata={"outcome": "not selected"})
+        report = getattr(context.resources, name).check(write=config.write)
+        for step in report.steps:
+            log = context.log.error if step.outcome == "failed" else context.log.info
+            log(f"{name}: {step.step} {step.outcome} in {step.seconds * 1000:.0f} ms: {step.message}")
+        metadata = {"steps": MetadataValue.md(_steps_markdown(report)), "report": MetadataValue.json(report.to_json())}
+        if not report.ok:
+            failed = report.failed_step
+            raise Failure(description=f"{name}: {failed.step} failed: {failed.message}", metadata=metadata)
+        return Output(None, metadata={"outcome": "passed", **metadata})
+
+    return check
 
 
 def _steps_markdown(report) -> str:

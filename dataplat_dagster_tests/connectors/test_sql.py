@@ -1,0 +1,227 @@
+"""The SQL connector against real servers: PostgreSQL, MariaDB and SQLite files."""
+
+import datetime as dt
+import sqlite3
+from contextlib import contextmanager
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from dataplat_dagster.connectors.models import SqlConnectorSpec
+from dataplat_dagster.connectors.registry import open_connector
+from dataplat_dagster.errors import ConnectorError
+
+SECRET = "s3cr3t-Pa55word!"
+
+
+@contextmanager
+def sql_connector(tmp_path, monkeypatch, password=None, **fields):
+    if password is not None:
+        monkeypatch.setenv("TEST_SQL_PASSWORD", password)
+        fields["password_env"] = "TEST_SQL_PASSWORD"
+    spec = SqlConnectorSpec.model_validate(fields)
+    with open_connector("warehouse", spec, tmp_path) as connector:
+        yield connector
+
+
+def steps(report):
+    return {step.step: step.outcome for step in report.steps}
+
+
+def failure(report):
+    failed = report.failed_step
+    assert failed is not None, report.to_json()
+    return failed.step, failed.message
+
+
+SAMPLE = pa.table(
+    {
+        "id": pa.array([1, 2, 3], pa.int64()),
+        "name": ["a'; DROP TABLE x; --", "Zoë", None],
+        "price": [1.5, None, -2.25],
+        "paid": [True, False, None],
+        "day": pa.array([dt.date(2024, 1, 31), None, dt.date(1999, 12, 31)]),
+        "at": pa.array([dt.datetime(2024, 5, 1, 12, 30), None, dt.datetime(2000, 1, 1)], pa.timestamp("us")),
+    }
+)
+
+
+# -- PostgreSQL -------------------------------------------------------------------------
+
+
+def pg_fields(server, **overrides):
+    return {"dialect": "postgresql", "host": server.host, "port": server.port, "username": server.username, "database": server.database, **overrides}
+
+
+def test_postgres_check_passes_with_write(postgres_server, tmp_path, monkeypatch):
+    with sql_connector(tmp_path, monkeypatch, postgres_server.password, **pg_fields(postgres_server)) as connector:
+        report = connector.check(write=True)
+    assert report.ok, report.to_json()
+    assert list(steps(report)) == ["resolve", "connect", "authenticate", "list", "read", "write", "delete"]
+    assert all(step.seconds >= 0 for step in report.steps)
+    assert "PostgreSQL" in report.steps[2].message
+
+
+def test_postgres_wrong_port_is_refused_at_connect(postgres_server, tmp_path, monkeypatch):
+    from dataplat_dagster_tests.servers.ports import free_port
+
+    fields = pg_fields(postgres_server, port=free_port())
+    with sql_connector(tmp_path, monkeypatch, postgres_server.password, **fields) as connector:
+        step, message = failure(connector.check())
+    assert step == "connect"
+    assert "refused" in message and str(fields["port"]) in message
+
+
+def test_postgres_wrong_password_fails_authenticate_without_echoing_it(postgres_server, tmp_path, monkeypatch):
+    with sql_connector(tmp_path, monkeypatch, SECRET, **pg_fields(postgres_server)) as connector:
+        report = connector.check()
+        assert SECRET not in repr(connector)
+    step, message = failure(report)
+    assert step == "authenticate"
+    assert "refused the login" in message and postgres_server.username in message
+    assert "password authentication failed" in message
+    assert SECRET not in str(report.to_json())
+
+
+def test_postgres_missing_database_fails_at_database(postgres_server, tmp_path, monkeypatch):
+    fields = pg_fields(postgres_server, database="no_such_db")
+    with sql_connector(tmp_path, monkeypatch, postgres_server.password, **fields) as connector:
+        report = connector.check()
+    assert steps(report)["authenticate"] == "passed"
+    step, message = failure(report)
+    assert step == "database"
+    assert "'no_such_db' does not exist" in message
+
+
+def test_postgres_table_without_privilege_fails_read_with_permission_denied(postgres_server, tmp_path, monkeypatch):
+    fields = pg_fields(postgres_server, username=postgres_server.noperm_username)
+    with sql_connector(tmp_path, monkeypatch, postgres_server.noperm_password, **fields) as connector:
+        tables = connector._check_list()
+        assert "private.secrets" in tables
+        with pytest.raises(Exception) as raised:
+            connector._check_read(["private.secrets"])
+    assert "permission denied" in str(raised.value)
+    assert "private.secrets" in str(raised.value)
+
+
+def test_postgres_arrow_round_trip_through_adbc(postgres_server, tmp_path, monkeypatch):
+    with sql_connector(tmp_path, monkeypatch, postgres_server.password, **pg_fields(postgres_server)) as connector:
+        written = connector.write_arrow("round trip", SAMPLE, mode="replace")
+        assert written == 3
+        back = connector.read_arrow('SELECT * FROM "round trip" ORDER BY id').read_all()
+        with pytest.raises(ConnectorError, match="already exists"):
+            connector.write_arrow("round trip", SAMPLE, mode="create")
+        assert connector.write_arrow("round trip", SAMPLE.slice(0, 1), mode="append") == 1
+        count = connector.read_arrow('SELECT count(*) AS n FROM "round trip"').read_all()
+    assert back.column_names == SAMPLE.column_names
+    assert back.column("name").to_pylist() == ["a'; DROP TABLE x; --", "Zoë", None]
+    assert back.column("price").to_pylist() == [1.5, None, -2.25]
+    assert back.column("paid").to_pylist() == [True, False, None]
+    assert back.column("day").to_pylist() == [dt.date(2024, 1, 31), None, dt.date(1999, 12, 31)]
+    assert back.column("at").to_pylist()[0] == dt.datetime(2024, 5, 1, 12, 30)
+    assert pa.types.is_int64(back.schema.field("id").type)
+    assert count.column("n").to_pylist() == [4]
+
+
+def test_postgres_query_error_names_the_cause(postgres_server, tmp_path, monkeypatch):
+    with sql_connector(tmp_path, monkeypatch, postgres_server.password, **pg_fields(postgres_server)) as connector:
+        with pytest.raises(ConnectorError) as raised:
+            connector.read_arrow("SELECT * FROM no_such_table").read_all()
+    assert "no_such_table" in str(raised.value) and "does not exist" in str(raised.value)
+
+
+def test_postgres_from_a_url_in_the_environment(postgres_server, tmp_path, monkeypatch):
+    url = f"postgresql://{postgres_server.username}:{postgres_server.password}@{postgres_server.host}:{postgres_server.port}/{postgres_server.database}"
+    monkeypatch.setenv("TEST_SQL_URL", url)
+    spec = SqlConnectorSpec(url_env="TEST_SQL_URL")
+    assert spec.address() == "the URL in $TEST_SQL_URL"
+    with open_connector("warehouse", spec, tmp_path) as connector:
+        report = connector.check()
+        assert connector.password is None
+        assert postgres_server.password not in connector.describe()
+    assert report.ok, report.to_json()
+    assert postgres_server.password not in str(report.to_json())
+
+
+# -- MariaDB ----------------------------------------------------------------------------
+
+
+def maria_fields(server, **overrides):
+    return {"dialect": "mysql", "host": server.host, "port": server.port, "username": server.username, "database": server.database, **overrides}
+
+
+def test_mariadb_check_passes_with_write(mariadb_server, tmp_path, monkeypatch):
+    with sql_connector(tmp_path, monkeypatch, mariadb_server.password, **maria_fields(mariadb_server)) as connector:
+        report = connector.check(write=True)
+    assert report.ok, report.to_json()
+    assert steps(report)["write"] == "passed" and steps(report)["delete"] == "passed"
+    assert "MariaDB" in report.steps[2].message
+
+
+def test_mariadb_wrong_password_missing_database_and_no_access(mariadb_server, tmp_path, monkeypatch):
+    with sql_connector(tmp_path, monkeypatch, SECRET, **maria_fields(mariadb_server)) as connector:
+        step, message = failure(connector.check())
+    assert step == "authenticate" and "Access denied" in message and SECRET not in message
+
+    with sql_connector(tmp_path, monkeypatch, mariadb_server.password, **maria_fields(mariadb_server, database="nodb")) as connector:
+        step, message = failure(connector.check())
+    assert step == "database" and "'nodb' does not exist" in message
+
+    fields = maria_fields(mariadb_server, username=mariadb_server.noperm_username)
+    with sql_connector(tmp_path, monkeypatch, mariadb_server.noperm_password, **fields) as connector:
+        step, message = failure(connector.check())
+    assert step == "database" and "permission denied" in message
+
+
+def test_mariadb_arrow_round_trip(mariadb_server, tmp_path, monkeypatch):
+    with sql_connector(tmp_path, monkeypatch, mariadb_server.password, **maria_fields(mariadb_server)) as connector:
+        assert connector.write_arrow("round trip", SAMPLE, mode="replace") == 3
+        back = connector.read_arrow("SELECT * FROM `round trip` ORDER BY id").read_all()
+    assert back.column("id").to_pylist() == [1, 2, 3]
+    assert back.column("name").to_pylist() == ["a'; DROP TABLE x; --", "Zoë", None]
+    assert back.column("price").to_pylist() == [1.5, None, -2.25]
+    assert back.column("day").to_pylist() == [dt.date(2024, 1, 31), None, dt.date(1999, 12, 31)]
+
+
+# -- SQLite -----------------------------------------------------------------------------
+
+
+def test_sqlite_check_and_round_trip(tmp_path, monkeypatch):
+    database = tmp_path / "shop.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE orders (id INTEGER, amount NUMERIC)")
+        db.execute("INSERT INTO orders VALUES (1, 9.5), (2, 10)")
+    with sql_connector(tmp_path, monkeypatch, dialect="sqlite", database="shop.db") as connector:
+        report = connector.check(write=True)
+        back = connector.read_arrow("SELECT id, amount FROM orders ORDER BY id").read_all()
+        assert connector.write_arrow("copy", SAMPLE) == 3
+        copied = connector.read_arrow("SELECT name FROM copy ORDER BY id").read_all()
+    assert report.ok, report.to_json()
+    assert list(steps(report)) == ["database", "list", "read", "write", "delete"]
+    assert "orders" in report.steps[1].message
+    assert back.column("id").to_pylist() == [1, 2]
+    assert [float(v) if isinstance(v, Decimal) else v for v in back.column("amount").to_pylist()] == [9.5, 10]
+    assert copied.column("name").to_pylist() == ["a'; DROP TABLE x; --", "Zoë", None]
+    with sqlite3.connect(database) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"orders", "copy"}  # the check's sentinel table is gone
+
+
+def test_sqlite_missing_or_foreign_file_fails_at_database(tmp_path, monkeypatch):
+    with sql_connector(tmp_path, monkeypatch, dialect="sqlite", database="missing.db") as connector:
+        step, message = failure(connector.check())
+    assert step == "database" and "does not exist" in message
+    assert not (tmp_path / "missing.db").exists()  # testing never creates an empty database
+
+    (tmp_path / "notes.db").write_text("just some text, not a database at all")
+    with sql_connector(tmp_path, monkeypatch, dialect="sqlite", database="notes.db") as connector:
+        step, message = failure(connector.check())
+    assert step == "database" and "is not a SQLite database" in message
+
+
+def test_unresolvable_host_fails_at_resolve(tmp_path, monkeypatch):
+    fields = {"dialect": "postgresql", "host": "no-such-host.invalid", "username": "u", "database": "d"}
+    with sql_connector(tmp_path, monkeypatch, SECRET, **fields) as connector:
+        step, message = failure(connector.check())
+    assert step == "resolve" and "cannot resolve the host name 'no-such-host.invalid'" in message
