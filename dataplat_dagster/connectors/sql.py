@@ -243,7 +243,7 @@ class SqlConnector(ConnectorResource):
                 names = list(connection.execute(text(query)).keys())
             empty = pa.table({name: pa.array([], pa.null()) for name in names})
             return pa.RecordBatchReader.from_batches(empty.schema, [])
-        return pa.RecordBatchReader.from_batches(first.schema, _conform(first.schema, stream))
+        return pa.RecordBatchReader.from_batches(first.schema, _conform(first.schema, _chain(first, stream)))
 
     def _sqlalchemy_write(self, table: str, reader, schema: Optional[str], database: Optional[str], mode: WriteMode) -> int:
         from sqlalchemy import Column, MetaData, Table, inspect
@@ -401,8 +401,15 @@ def _classify_login_error(connector: SqlConnector, error: Exception) -> StepFail
     secret_var = "the password's environment variable" if connector.password else "the URL"
     if "does not exist" in lowered and "database" in lowered or "unknown database" in lowered:
         return StepFailed(f"database {database!r} does not exist on the server ({text}): check the database name", step="database")
-    if "permission denied for database" in lowered or "access denied for user" in lowered and "to database" in lowered:
-        return StepFailed(f"permission denied to use database {database!r} ({text}): grant this user access (CONNECT / USAGE)", step="database")
+    if "permission denied for database" in lowered:
+        return StepFailed(f"permission denied to use database {database!r} ({text}): grant this user CONNECT on it", step="database")
+    if "access denied for user" in lowered and "to database" in lowered:
+        # MySQL and MariaDB answer the same for a missing database and a forbidden one.
+        return StepFailed(
+            f"permission denied to use database {database!r}, or it does not exist (the server does not say which) ({text}): "
+            "check the database name, and grant this user privileges on it",
+            step="database",
+        )
     if any(words in lowered for words in ("password authentication failed", "access denied for user", "role", "authentication failed", "no pg_hba.conf entry")):
         return StepFailed(f"the server refused the login of user {connector.username!r} ({text}): check the username and {secret_var}")
     if "timeout" in lowered or "timed out" in lowered:

@@ -166,7 +166,7 @@ def test_mariadb_wrong_password_missing_database_and_no_access(mariadb_server, t
 
     with sql_connector(tmp_path, monkeypatch, mariadb_server.password, **maria_fields(mariadb_server, database="nodb")) as connector:
         step, message = failure(connector.check())
-    assert step == "database" and "'nodb' does not exist" in message
+    assert step == "database" and "'nodb', or it does not exist" in message
 
     fields = maria_fields(mariadb_server, username=mariadb_server.noperm_username)
     with sql_connector(tmp_path, monkeypatch, mariadb_server.noperm_password, **fields) as connector:
