@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
+from dataplat_dagster_tests.servers.fixtures import *  # noqa: F401,F403  (real servers on loopback)
+
 DATAPLAT = str(Path(sys.executable).parent / "dataplat")
 
 
