@@ -22,6 +22,8 @@ _TRANSIENT_NAMES = {
     "ConnectionClosedError",
     "ReadTimeoutError",
     "ConnectTimeoutError",
+    "ReadTimeout",  # requests' own time-outs (google-cloud-storage's transport)
+    "ConnectTimeout",
     "ProtocolError",
     "ServiceUnavailable",
     "TooManyRequests",
