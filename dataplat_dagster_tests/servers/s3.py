@@ -63,9 +63,14 @@ class S3Server(ServerHandle):
         s3 = self.client()
         for bucket in s3.list_buckets()["Buckets"]:
             name = bucket["Name"]
-            for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
-                for version in page.get("Versions", []) + page.get("DeleteMarkers", []):
-                    s3.delete_object(Bucket=name, Key=version["Key"], VersionId=version["VersionId"])
+            # Collect first: deleting while paginating moves the pages under the paginator.
+            versions = [
+                version
+                for page in s3.get_paginator("list_object_versions").paginate(Bucket=name)
+                for version in page.get("Versions", []) + page.get("DeleteMarkers", [])
+            ]
+            for version in versions:
+                s3.delete_object(Bucket=name, Key=version["Key"], VersionId=version["VersionId"])
             for page in s3.get_paginator("list_multipart_uploads").paginate(Bucket=name):
                 for upload in page.get("Uploads", []):
                     s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
