@@ -282,7 +282,7 @@ class SqlConnector(ConnectorResource):
                     checker.run("resolve", lambda: resolve_host(url.host, port))
                     checker.run("connect", lambda: tcp_connect(url.host, port, self.timeout_s))
                 checker.run("authenticate", self._check_login)
-            tables = checker.run("list", self._check_list, lambda names: f"{len(names)} tables visible" + (f", e.g. {', '.join(names[:5])}" if names else ""))
+            tables = checker.run("list", self._check_list, _describe_tables)
             if tables:
                 checker.run("read", lambda: self._check_read(tables))
             else:
@@ -391,6 +391,11 @@ def option_value(text: str):
 
 
 _VERSION_QUERY = {"postgresql": "SELECT version()", "mysql": "SELECT version()", "sqlite": "SELECT sqlite_version()"}
+
+
+def _describe_tables(names: list[str]) -> str:
+    count = f"{len(names)} table{'' if len(names) == 1 else 's'} visible"
+    return count + (f", e.g. {', '.join(names[:5])}" if names else "")
 
 
 def _classify_login_error(connector: SqlConnector, error: Exception) -> StepFailed:
