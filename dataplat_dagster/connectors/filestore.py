@@ -18,6 +18,7 @@ failures raise ``ConnectorError`` with the server's reason.
 from __future__ import annotations
 
 import posixpath
+import re
 import shutil
 import uuid
 from abc import ABC, abstractmethod
@@ -76,6 +77,27 @@ def temporary_sibling(path: str) -> str:
     """A hidden name beside ``path`` for writing before the rename."""
     folder, name = posixpath.split(path)
     return posixpath.join(folder, f".{name}.dataplat-{uuid.uuid4().hex[:12]}.part")
+
+
+_TEMPORARY_NAME = re.compile(r"^\..+\.dataplat-[0-9a-f]{12}\.part$")
+
+
+def is_temporary(path: str) -> bool:
+    """Whether ``path`` is a ``temporary_sibling``: an upload in progress (or one that a
+    dropped connection left behind), which listings leave out."""
+    return bool(_TEMPORARY_NAME.match(posixpath.basename(path)))
+
+
+def clean_prefix(prefix: str) -> str:
+    """A ``list`` prefix, cleaned like a path but keeping a trailing ``/``: "in/" is that
+    folder, while "in" also matches "in.csv" and "inbox/a.csv"."""
+    cleaned = clean_path(prefix)
+    return cleaned + "/" if cleaned and prefix.endswith(("/", "\\")) else cleaned
+
+
+def may_hold(folder: str, prefix: str) -> bool:
+    """Whether files under ``folder`` can start with ``prefix``: a walk lists only those folders."""
+    return (folder + "/").startswith(prefix) or prefix.startswith(folder + "/")
 
 
 class FileStore(ABC):

@@ -1,0 +1,628 @@
+"""The SFTP connector (paramiko), with the server's host key verified by default.
+
+The host key must match ``known_hosts`` (default ``~/.ssh/known_hosts``) or the pinned
+``host_key_fingerprint``; an unknown or changed key is refused with its fingerprint and
+the way to trust it. ``insecure_accept_any_host_key`` skips the check, with a warning.
+
+Transfers stream: downloads prefetch a bounded number of read requests ahead, uploads
+pipeline their writes, and an upload goes to a hidden temporary name beside the target,
+renamed over it (atomically, with OpenSSH's posix-rename) once every byte is written.
+"""
+
+import getpass
+import io
+import logging
+import os
+import posixpath
+import socket
+import stat as stat_mode
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import BinaryIO, ClassVar, Optional, TypeVar
+
+import paramiko
+from pydantic import Field
+
+from dataplat_dagster.connectors.base import FileStoreConnector, env_reference, project_path
+from dataplat_dagster.connectors.checks import CheckReport, Checker, resolve_host, tcp_connect
+from dataplat_dagster.connectors.filestore import (
+    CHUNK_SIZE,
+    FileInfo,
+    FileStore,
+    clean_path,
+    clean_prefix,
+    is_temporary,
+    may_hold,
+    temporary_sibling,
+)
+from dataplat_dagster.errors import ConnectorError
+
+T = TypeVar("T")
+log = logging.getLogger("dataplat.connectors")
+
+# Throughput (measured against OpenSSH on loopback, see the tests' benchmark): a channel
+# window of 4 MiB keeps the server sending while Python decrypts, and packets of up to
+# 64 KiB carry a whole 32 KiB SFTP read reply each instead of splitting it in two. The
+# window also bounds what a slow reader can have buffered, so memory stays flat.
+WINDOW_SIZE = 4 * 1024 * 1024
+MAX_PACKET_SIZE = 64 * 1024
+# A download keeps read requests in flight for up to READ_AHEAD bytes past what it has
+# read (more would only wait in the server: the window caps what it may send). Closing
+# a download early waits for their replies, so the read-ahead starts small (reading a
+# file's head stays cheap) and doubles with each batch of requests.
+FIRST_READ_AHEAD = 256 * 1024
+READ_AHEAD = 4 * 1024 * 1024
+# What one SFTP read or write request carries (paramiko's, which every server accepts).
+REQUEST_SIZE = paramiko.SFTPFile.MAX_REQUEST_SIZE
+KEY_CLASSES = (paramiko.Ed25519Key, paramiko.RSAKey, paramiko.ECDSAKey)
+# What a dropped connection raises from paramiko (it does not always say "connection").
+_FAILURES = (paramiko.SSHException, EOFError, OSError)
+CHECK_READ_BYTES = 64
+
+
+class SftpConnector(FileStoreConnector):
+    """An SFTP server; paths start from ``root`` ("." is the login folder)."""
+
+    connector_type: ClassVar[str] = "sftp"
+    secret_fields: ClassVar[tuple[str, ...]] = ("password", "passphrase")
+
+    host: str = Field(description="Server host name or IP address.")
+    port: int = Field(22, description="SSH port.")
+    username: str = Field(description="User to log in as.")
+    password: Optional[str] = Field(None, description="From the environment variable named in the catalog.")
+    private_key: Optional[str] = Field(None, description="Private key file (OpenSSH or PEM).")
+    passphrase: Optional[str] = Field(None, description="The private key's passphrase, from the environment variable named in the catalog.")
+    known_hosts: Optional[str] = Field(None, description="known_hosts file to verify the host key against (default ~/.ssh/known_hosts).")
+    host_key_fingerprint: Optional[str] = Field(None, description="Pinned host key fingerprint, SHA256:...")
+    insecure_accept_any_host_key: bool = Field(False, description="Skip host key verification (unsafe).")
+    root: str = Field(".", description="Folder on the server that paths start from.")
+
+    @classmethod
+    def from_spec(cls, name: str, spec, project_dir: Path) -> "SftpConnector":
+        if not spec.host:
+            raise ConnectorError(f"Connector {name!r} needs a host: the SFTP server's name or IP address.")
+        return cls(
+            connector_name=name,
+            timeout_s=spec.timeout_s,
+            retries=spec.retries,
+            backoff_s=spec.backoff_s,
+            host=spec.host,
+            port=spec.port or 22,
+            # Like ssh, log in as the local user when the catalog names none.
+            username=spec.username or getpass.getuser(),
+            password=env_reference(spec.password_env),
+            private_key=project_path(project_dir, spec.private_key),
+            passphrase=env_reference(spec.passphrase_env),
+            known_hosts=project_path(project_dir, spec.known_hosts),
+            host_key_fingerprint=spec.host_key_fingerprint,
+            insecure_accept_any_host_key=spec.insecure_accept_any_host_key,
+            root=spec.root,
+        )
+
+    @property
+    def known_hosts_file(self) -> str:
+        return self.known_hosts or os.path.expanduser("~/.ssh/known_hosts")
+
+    @property
+    def known_hosts_name(self) -> str:
+        """How known_hosts names this server: ``host``, or ``[host]:port`` off port 22."""
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+    def open_store(self) -> "SftpStore":
+        store = SftpStore(self)
+        store.ensure_connected()
+        return store
+
+    def check(self, write: bool = False) -> CheckReport:
+        checker = Checker(self.connector_name, self.connector_type, secrets=self.secret_values(), write=write)
+        store = SftpStore(self)
+        with store, checker:
+            checker.run("resolve", lambda: resolve_host(self.host, self.port))
+            checker.run("connect", lambda: f"{tcp_connect(self.host, self.port, self.timeout_s)}; {store.handshake()}")
+            checker.run("host_key", store.verify_host_key)
+            checker.run("authenticate", store.authenticate)
+            checker.run("root", store.enter_root)
+            first = checker.run("list", store.survey, lambda found: found[0])[1]
+            if first is None:
+                checker.skip("read", "the root folder holds no file to read")
+            else:
+                checker.run("read", lambda: _read_head(store, first))
+            if write:
+                sentinel = f".dataplat-check-{uuid.uuid4().hex[:12]}"
+                checker.run("write", lambda: _write_sentinel(store, sentinel))
+                checker.run("delete", lambda: _delete_sentinel(store, sentinel))
+        return checker.report
+
+
+def _read_head(store: FileStore, info: FileInfo) -> str:
+    with store.open_read(info.path) as stream:
+        head = stream.read(CHECK_READ_BYTES)
+    return f"read the first {len(head)} bytes of {info.path!r} ({info.size} bytes)"
+
+
+def _write_sentinel(store: FileStore, name: str) -> str:
+    content = f"dataplat connector check {name}\n".encode()
+    with store.write(name) as stream:
+        stream.write(content)
+    written = store.stat(name).size
+    if written != len(content):
+        raise ConnectorError(f"wrote {len(content)} bytes to {name!r} but the server reports {written}")
+    return f"wrote {name!r} ({written} bytes) under a temporary name and renamed it"
+
+
+def _delete_sentinel(store: FileStore, name: str) -> str:
+    store.delete(name)
+    if store.exists(name):
+        raise ConnectorError(f"deleted {name!r} but it is still there: delete it by hand")
+    return f"deleted {name!r}"
+
+
+class SftpStore(FileStore):
+    """An SFTP session; it reconnects when the connection drops."""
+
+    def __init__(self, connector: SftpConnector):
+        self.connector = connector
+        root = connector.root
+        where = root if root.startswith("/") else "/~" + ("" if root in (".", "") else "/" + root)
+        self.address = f"sftp://{connector.host}:{connector.port}{where}"
+        self._transport: Optional[paramiko.Transport] = None
+        self._sftp: Optional[paramiko.SFTPClient] = None
+        self._root: Optional[str] = None  # absolute, once checked
+        self._folders: set[str] = set()  # made or seen by this session: no mkdir for them again
+
+    # -- the session, step by step (the check runs each as its own step) ------------------
+
+    def handshake(self) -> str:
+        """TCP, then SSH's key exchange; the host key is verified next, before any secret is sent."""
+        self._drop()
+        c = self.connector
+        sock = socket.create_connection((c.host, c.port), timeout=c.timeout_s)
+        transport = paramiko.Transport(sock, default_window_size=WINDOW_SIZE, default_max_packet_size=MAX_PACKET_SIZE)
+        self._transport = transport
+        transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = c.timeout_s
+        if not (c.insecure_accept_any_host_key or c.host_key_fingerprint):
+            self._prefer_known_key_types(transport)
+        try:
+            transport.start_client(timeout=c.timeout_s)
+        except (paramiko.SSHException, EOFError) as error:
+            raise c.fail(f"the SSH handshake with {c.host}:{c.port} failed ({error or type(error).__name__}): check that an SSH server listens on this port") from None
+        return f"the server is {transport.remote_version}"
+
+    def _prefer_known_key_types(self, transport: paramiko.Transport) -> None:
+        """Ask first for the host key types known_hosts holds for this server, as ssh does,
+        so that a server with several host keys shows the one there is to compare with."""
+        try:
+            known = self._known_keys()
+        except ConnectorError:
+            return  # a broken known_hosts file: verify_host_key says so, at its own step
+        if not known:
+            return
+        options = transport.get_security_options()
+        preferred = [algorithm for algorithm in options.key_types if _key_type(algorithm) in known]
+        options.key_types = preferred + [algorithm for algorithm in options.key_types if algorithm not in preferred]
+
+    def _known_keys(self) -> dict[str, paramiko.PKey]:
+        """The keys known_hosts holds for this server, by type (none when the file is missing)."""
+        try:
+            entries = paramiko.HostKeys(self.connector.known_hosts_file).lookup(self.connector.known_hosts_name)
+        except FileNotFoundError:
+            return {}
+        except OSError as error:
+            raise self.connector.fail(f"cannot read the known_hosts file {self.connector.known_hosts_file} ({error.strerror or error})") from None
+        except paramiko.hostkeys.InvalidHostKey as error:
+            raise self.connector.fail(f"the known_hosts file {self.connector.known_hosts_file} has a broken line ({error.line!r}): fix or remove it") from None
+        return dict(entries) if entries else {}
+
+    def verify_host_key(self) -> str:
+        c = self.connector
+        key = self._transport.get_remote_server_key()
+        offered = f"{key.get_name()} {key.fingerprint}"
+        if c.insecure_accept_any_host_key:
+            log.warning(
+                "%s: the host key of %s:%s is NOT verified (insecure_accept_any_host_key); the server offered %s",
+                c.connector_name, c.host, c.port, offered,
+            )
+            return f"not verified (insecure_accept_any_host_key is set): the server offered {offered}"
+        if c.host_key_fingerprint:
+            if key.fingerprint == c.host_key_fingerprint.rstrip("="):
+                return f"the server's key {offered} matches the pinned host_key_fingerprint"
+            raise c.fail(
+                f"the server's host key {offered} does not match the pinned host_key_fingerprint {c.host_key_fingerprint}: "
+                "someone may be intercepting the connection, or the server's key was replaced. "
+                f"Only if its administrator confirms the new key, set host_key_fingerprint: {key.fingerprint}"
+            )
+        return self._match_known_hosts(key, offered)
+
+    def _match_known_hosts(self, key: paramiko.PKey, offered: str) -> str:
+        c = self.connector
+        known, file, name = self._known_keys(), c.known_hosts_file, c.known_hosts_name
+        same_type = known.get(key.get_name())
+        if same_type is not None and same_type.asbytes() == key.asbytes():
+            return f"the server's key {offered} matches {name} in {file}"
+        if known:
+            held = ", ".join(f"{k.get_name()} {k.fingerprint}" for k in known.values())
+            raise c.fail(
+                f"the server's host key has CHANGED: {file} holds {held} for {name}, but the server offered {offered}. "
+                "Someone may be intercepting the connection, or the server was reinstalled. Only if its administrator "
+                f"confirms the new key, remove the old one (ssh-keygen -R '{name}' -f {file}) and trust the new one "
+                f"(ssh-keyscan -p {c.port} {c.host} >> {file}), or set host_key_fingerprint: {key.fingerprint}"
+            )
+        raise c.fail(
+            f"the server's host key is not known: it offered {offered}, and {file} holds no key for {name}. "
+            "Compare the fingerprint with the one the server's administrator gives you (ssh-keygen -lf on the "
+            f"server's host key), then trust it: set host_key_fingerprint: {key.fingerprint}, or add the key to "
+            f"{file} (ssh-keyscan -p {c.port} {c.host} >> {file})"
+        )
+
+    def authenticate(self) -> str:
+        c, transport = self.connector, self._transport
+        if not (c.private_key or c.password):
+            raise c.fail("no way to log in: give a password (password_env) or a private key (private_key)")
+        refusals, advice = [], ["the username"]
+        if c.private_key:
+            key = self._load_key()
+            try:
+                transport.auth_publickey(c.username, key)
+            except paramiko.AuthenticationException:
+                refusals.append(f"the key {c.private_key} ({key.get_name()} {key.fingerprint}) is not authorized for {c.username!r}")
+                advice.append("that the key's public half is in the user's authorized_keys on the server")
+            if transport.is_authenticated():
+                return f"logged in as {c.username!r} with the key {c.private_key}"
+        if c.password:
+            try:
+                transport.auth_password(c.username, c.password)
+            except paramiko.BadAuthenticationType as error:
+                refusals.append(f"the server takes no password (it allows {', '.join(error.allowed_types)})")
+            except paramiko.AuthenticationException:
+                refusals.append(f"it refused the password for {c.username!r}")
+                advice.append("the password (the environment variable the catalog names in password_env)")
+            if transport.is_authenticated():
+                return f"logged in as {c.username!r} with a password"
+        raise c.fail(f"the server refused the login: {'; '.join(refusals)}. Check {', and '.join(advice)}")
+
+    def _load_key(self) -> paramiko.PKey:
+        c, path = self.connector, self.connector.private_key
+        for key_class in KEY_CLASSES:
+            try:
+                return key_class.from_private_key_file(path, password=c.passphrase)
+            except paramiko.PasswordRequiredException:
+                raise c.fail(f"the private key {path} is encrypted: give its passphrase (passphrase_env)") from None
+            except paramiko.SSHException:
+                continue  # another key type, or the wrong passphrase: the next class tells
+            except OSError as error:
+                raise c.fail(f"cannot read the private key file {path} ({error.strerror or error}): check private_key") from None
+        if c.passphrase:
+            raise c.fail(f"cannot open the private key {path}: the passphrase is wrong (check passphrase_env), or it is no Ed25519, RSA or ECDSA key")
+        raise c.fail(f"{path} is no private key paramiko can read: give an Ed25519, RSA or ECDSA key in OpenSSH or PEM format")
+
+    def enter_root(self) -> str:
+        c = self.connector
+        self._open_sftp()
+        try:
+            root = self._sftp.normalize(c.root)
+            attributes = self._sftp.stat(root)
+        except FileNotFoundError:
+            raise c.fail(f"the root folder {c.root!r} does not exist on {c.host}: create it, or fix root in the catalog") from None
+        except PermissionError:
+            raise c.fail(f"permission denied reaching the root folder {c.root!r}: give {c.username!r} access to it, or change root") from None
+        if not stat_mode.S_ISDIR(attributes.st_mode):
+            raise c.fail(f"the root {c.root!r} is a file, not a folder: set root to the folder that holds the files")
+        self._root, self._folders = root, {""}
+        return f"the root folder {root!r} exists"
+
+    def _open_sftp(self) -> None:
+        """The SFTP subsystem, on a channel of the (authenticated) SSH connection."""
+        self._sftp = paramiko.SFTPClient.from_transport(self._transport, window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET_SIZE)
+        self._sftp.get_channel().settimeout(self.connector.timeout_s)
+
+    def survey(self) -> tuple[str, Optional[FileInfo]]:
+        """What the root folder holds, and a file to read: the first of a depth-first walk,
+        which lists no more folders than it takes to find one, and passes over those the
+        user may not read (``list`` fails on them)."""
+
+        def look(sftp: paramiko.SFTPClient) -> tuple[str, Optional[FileInfo]]:
+            entries = self._entries(sftp, "")
+            folders = sum(stat_mode.S_ISDIR(entry.st_mode or 0) for entry in entries)
+            summary = f"the root folder holds {_count(len(entries) - folders, 'file')} and {_count(folders, 'folder')}"
+            unreadable: list[str] = []
+            first = next(self._walk(sftp, "", "", unreadable), None)
+            if unreadable:
+                summary += f"; permission denied listing {', '.join(map(repr, unreadable))}"
+            return summary, first
+
+        return self._run("listing the root folder", None, look)
+
+    def ensure_connected(self) -> None:
+        self._run("connecting", None, lambda sftp: None)
+
+    def _connect(self) -> None:
+        try:
+            self.handshake()
+            self.verify_host_key()
+            self.authenticate()
+            self.enter_root()
+        except BaseException:
+            self._drop()
+            raise
+
+    def _session(self) -> paramiko.SFTPClient:
+        if self._root is None:
+            self._connect()
+        return self._sftp
+
+    def _drop(self) -> None:
+        if self._sftp is not None:
+            self._sftp.close()
+        if self._transport is not None:
+            self._transport.close()
+        self._transport, self._sftp, self._root = None, None, None
+
+    def close(self) -> None:
+        self._drop()
+
+    # -- running an operation ---------------------------------------------------------------
+
+    def _run(self, what: str, path: Optional[str], action: Callable[[paramiko.SFTPClient], T]) -> T:
+        """``action(session)``, retried on transient errors over a new connection; the
+        server's refusals become FileNotFoundError (``path`` is missing) or ConnectorError."""
+
+        def attempt() -> T:
+            sftp = self._session()
+            try:
+                return action(sftp)
+            except FileNotFoundError as error:
+                if path is None:
+                    raise self.connector.fail(f"{what} failed in {self.address} (the server said {error.strerror or error!s})") from None
+                raise self.not_found(path) from None
+            except PermissionError as error:
+                raise self._denied(what, error) from None
+            except _FAILURES as error:
+                if self._transport is not None and self._transport.is_active():
+                    raise
+                # The connection is gone, whatever paramiko called it: worth a new one.
+                raise ConnectionResetError(f"the SSH connection broke off ({error or type(error).__name__})") from error
+
+        try:
+            return self.connector.retrying(attempt, what, before_retry=self._drop)
+        except (FileNotFoundError, ConnectorError):
+            raise
+        except _FAILURES as error:
+            if self._transport is None or not self._transport.is_active():
+                self._drop()  # the next operation starts over
+            raise self.connector.fail(f"{what} failed ({self.address})", error) from error
+
+    def _denied(self, what: str, error: OSError) -> ConnectorError:
+        return self.connector.fail(f"permission denied {what} in {self.address} (the server said {error.strerror or error!s})")
+
+    def _full(self, path: str) -> str:
+        return posixpath.join(self._root, path) if path else self._root
+
+    # -- listing and stat ---------------------------------------------------------------------
+
+    def list(self, prefix: str = "") -> "list[FileInfo]":
+        wanted = clean_prefix(prefix)
+        files = self._run(f"listing {wanted!r}", None, lambda sftp: list(self._walk(sftp, "", wanted)))
+        return sorted(files, key=lambda info: info.path)
+
+    def _walk(self, sftp: paramiko.SFTPClient, folder: str, prefix: str, unreadable: Optional[list] = None) -> Iterator[FileInfo]:
+        """The files under ``folder`` that start with ``prefix``; a folder the user may not
+        list is an error, or with ``unreadable`` given, noted there and passed over."""
+        try:
+            entries = self._entries(sftp, folder)
+        except PermissionError as error:
+            if unreadable is None or not folder:
+                raise self._denied(f"listing the folder {folder or '.'!r}", error) from None
+            unreadable.append(folder)
+            return
+        for entry in entries:
+            path = posixpath.join(folder, entry.filename) if folder else entry.filename
+            if stat_mode.S_ISLNK(entry.st_mode or 0):
+                entry = self._follow(sftp, path)
+                if entry is None:
+                    continue
+            if stat_mode.S_ISDIR(entry.st_mode or 0):
+                if may_hold(path, prefix):
+                    yield from self._walk(sftp, path, prefix, unreadable)
+            elif stat_mode.S_ISREG(entry.st_mode or 0) and path.startswith(prefix) and not is_temporary(path):
+                yield _file_info(path, entry)
+
+    def _entries(self, sftp: paramiko.SFTPClient, folder: str) -> "list[paramiko.SFTPAttributes]":
+        return sorted(sftp.listdir_attr(self._full(folder)), key=lambda entry: entry.filename)
+
+    def _follow(self, sftp: paramiko.SFTPClient, path: str) -> Optional[paramiko.SFTPAttributes]:
+        """What a symbolic link points to; None for a link to nowhere."""
+        try:
+            return sftp.stat(self._full(path))
+        except FileNotFoundError:
+            return None
+
+    def stat(self, path: str) -> FileInfo:
+        rel = clean_path(path)
+        attributes = self._run(f"reading the details of {rel!r}", rel, lambda sftp: sftp.stat(self._full(rel)))
+        if stat_mode.S_ISDIR(attributes.st_mode or 0):
+            raise FileNotFoundError(f"{rel!r} in {self.address} is a folder, not a file.")
+        return _file_info(rel, attributes)
+
+    # -- transfers ----------------------------------------------------------------------------
+
+    def open_read(self, path: str) -> BinaryIO:
+        rel = clean_path(path)
+        what = f"reading {rel!r}"
+
+        def start(sftp: paramiko.SFTPClient) -> tuple[paramiko.SFTPFile, int]:
+            remote = sftp.open(self._full(rel), "rb")
+            return remote, remote.stat().st_size
+
+        remote, size = self._run(what, rel, start)
+        download = _Download(remote, size, lambda error: self.connector.fail(f"{what} from {self.address} failed", error))
+        return io.BufferedReader(download, CHUNK_SIZE)
+
+    @contextmanager
+    def write(self, path: str) -> Iterator[BinaryIO]:
+        rel = clean_path(path)
+        if not rel:
+            raise self.connector.fail("cannot write to the root folder itself: give a file name")
+        what = f"writing {rel!r}"
+        temporary = temporary_sibling(rel)
+
+        def start(sftp: paramiko.SFTPClient) -> paramiko.SFTPFile:
+            self._make_parents(sftp, rel)
+            remote = sftp.open(self._full(temporary), "wb")
+            remote.set_pipelined(True)  # no round trip per write; errors come at the latest on close
+            return remote
+
+        remote = self._run(what, None, start)
+        raw = _Upload(remote, lambda error: self.connector.fail(f"{what} to {self.address} failed", error))
+        stream = io.BufferedWriter(raw, CHUNK_SIZE)
+        try:
+            yield stream
+            stream.close()  # flushes, and waits for the server's answer to every write
+            self._run(what, None, lambda sftp: self._replace(sftp, temporary, rel))
+        except BaseException:
+            self._discard_upload(raw, stream, temporary)
+            raise
+
+    def _make_parents(self, sftp: paramiko.SFTPClient, path: str) -> None:
+        folder = ""
+        for part in path.split("/")[:-1]:
+            folder = posixpath.join(folder, part) if folder else part
+            if folder not in self._folders:
+                try:
+                    sftp.mkdir(self._full(folder))
+                except OSError:
+                    # It exists (servers say only "Failure"), or may not be made: the open says which.
+                    pass
+                self._folders.add(folder)
+
+    def _replace(self, sftp: paramiko.SFTPClient, temporary: str, final: str) -> None:
+        try:
+            sftp.posix_rename(self._full(temporary), self._full(final))
+        except OSError as error:
+            if "unsupported" not in str(error).lower():
+                raise
+            # Without OpenSSH's extension, SFTP renames only onto a free name: not atomic, but the only way.
+            with suppress(FileNotFoundError):
+                sftp.remove(self._full(final))
+            sftp.rename(self._full(temporary), self._full(final))
+
+    def _discard_upload(self, raw: "_Upload", stream: io.BufferedWriter, temporary: str) -> None:
+        """Cut the upload and remove its temporary file; the final name was never touched.
+        With the server gone, the hidden temporary file may stay (listings skip it)."""
+        raw.abort()
+        with suppress(Exception):
+            stream.close()  # what it still buffers has nowhere to go now
+        try:
+            self._run("removing the partial upload", None, lambda sftp: sftp.remove(self._full(temporary)))
+        except (ConnectorError, FileNotFoundError) as error:
+            log.warning("%s: could not remove the partial upload %s: %s", self.connector.connector_name, temporary, error)
+
+    def delete(self, path: str) -> None:
+        rel = clean_path(path)
+        self._run(f"deleting {rel!r}", rel, lambda sftp: sftp.remove(self._full(rel)))
+
+
+class _Download(io.RawIOBase):
+    """A remote file being read, as a raw binary file for ``io.BufferedReader``.
+
+    Reads are pipelined through paramiko's prefetch buffers, but the read requests are
+    issued from here, a batch whenever less than half the read-ahead is in flight.
+    paramiko's own ``prefetch()`` issues them from a thread of its own and takes "every
+    request issued so far is answered" for "done": when the reader outpaces that thread,
+    as it often does at the start, the rest of the file is read one synchronous request
+    at a time, ten times slower (about one download in three on loopback).
+
+    Each call reads one request's worth: paramiko's ``read(n)`` gathers a larger ``n``
+    by concatenating bytes, which copies quadratically.
+    """
+
+    def __init__(self, remote: paramiko.SFTPFile, size: int, fail: Callable[[BaseException], ConnectorError]):
+        super().__init__()
+        self._remote, self._size, self._fail = remote, size, fail
+        self._position = self._requested_to = 0
+        self._ahead = FIRST_READ_AHEAD
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            self._request_ahead()
+            data = self._remote.read(min(len(buffer), REQUEST_SIZE))
+        except _FAILURES as error:
+            raise self._fail(error) from error
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
+
+    def _request_ahead(self) -> None:
+        in_flight = self._requested_to - self._position
+        if self._requested_to >= self._size or in_flight >= self._ahead // 2:
+            return
+        end = min(self._position + self._ahead, self._size)
+        chunks = [(offset, min(REQUEST_SIZE, end - offset)) for offset in range(self._requested_to, end, REQUEST_SIZE)]
+        remote = self._remote
+        remote._prefetching, remote._prefetch_done = True, False
+        remote._prefetch_thread(chunks, None)  # despite its name, it only sends the requests
+        self._requested_to = end
+        self._ahead = min(2 * self._ahead, READ_AHEAD)
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            # Waits for the replies to the requests in flight: at most READ_AHEAD bytes.
+            with suppress(*_FAILURES):
+                self._remote.close()
+
+
+class _Upload(io.RawIOBase):
+    """A remote file being written (pipelined), as a raw binary file for ``io.BufferedWriter``."""
+
+    def __init__(self, remote: paramiko.SFTPFile, fail: Callable[[BaseException], ConnectorError]):
+        super().__init__()
+        self._remote, self._fail = remote, fail
+        self._cut = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        if not self._cut:
+            try:
+                self._remote.write(data)
+            except _FAILURES as error:
+                raise self._fail(error) from error
+        return len(data)
+
+    def abort(self) -> None:
+        """Send nothing more: the upload is being cut, and closing must not flush it."""
+        self._cut = True
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        super().close()
+        if self._cut:
+            with suppress(*_FAILURES):
+                self._remote.close()
+            return
+        try:
+            self._remote.close()  # waits for the replies to the pipelined writes
+        except _FAILURES as error:
+            raise self._fail(error) from error
+
+
+def _file_info(path: str, attributes: paramiko.SFTPAttributes) -> FileInfo:
+    modified = datetime.fromtimestamp(attributes.st_mtime, timezone.utc) if attributes.st_mtime is not None else None
+    return FileInfo(path, attributes.st_size or 0, modified)
+
+
+def _key_type(algorithm: str) -> str:
+    """The key type a host key algorithm uses: RSA keys sign as rsa-sha2-256/512."""
+    return "ssh-rsa" if algorithm.startswith("rsa-sha2-") else algorithm
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
