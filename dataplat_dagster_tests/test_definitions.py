@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, instance_for_test
+from dagster import AssetKey, instance_for_test
 
 from dataplat_dagster import project_definitions
 from dataplat_dagster.definitions import DATASETS_JOB

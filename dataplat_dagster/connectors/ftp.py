@@ -66,8 +66,6 @@ class FtpConnector(FileStoreConnector):
 
     @classmethod
     def from_spec(cls, name: str, spec, project_dir: Path) -> "FtpConnector":
-        if not spec.host:
-            raise ConnectorError(f"Connector {name!r} needs a host: the FTP server's name or IP address.")
         return cls(
             connector_name=name,
             timeout_s=spec.timeout_s,

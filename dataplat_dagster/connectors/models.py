@@ -58,6 +58,15 @@ class _NetworkBase(_ConnectorBase):
     username: str | None = None
     password_env: EnvName | None = Field(None, description="Environment variable holding the password.")
 
+    def needs_host(self) -> bool:
+        return True
+
+    @model_validator(mode="after")
+    def _host_given(self):
+        if self.needs_host() and not self.host:
+            raise ValueError(f"an {self.type} connector needs a host")
+        return self
+
 
 class SqlConnectorSpec(_NetworkBase):
     type: Literal["sql"] = "sql"
@@ -65,6 +74,9 @@ class SqlConnectorSpec(_NetworkBase):
     database: str | None = Field(None, description="Default database; for SQLite, the database file.")
     url_env: EnvName | None = Field(None, description="Environment variable holding a full SQLAlchemy URL (replaces the fields above).")
     options: dict[str, str | int | float | bool] = Field(default_factory=dict, description="Extra driver options (connect_args), e.g. sslmode: require.")
+
+    def needs_host(self) -> bool:
+        return False  # SQLite and URLs have none; the dialect check below asks for it
 
     def address(self) -> str:
         if self.url_env:

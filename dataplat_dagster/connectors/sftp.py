@@ -82,8 +82,6 @@ class SftpConnector(FileStoreConnector):
 
     @classmethod
     def from_spec(cls, name: str, spec, project_dir: Path) -> "SftpConnector":
-        if not spec.host:
-            raise ConnectorError(f"Connector {name!r} needs a host: the SFTP server's name or IP address.")
         return cls(
             connector_name=name,
             timeout_s=spec.timeout_s,

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from dagster import EnvVar
 
 from dataplat_dagster.connectors.ftp import FtpConnector
@@ -320,5 +321,5 @@ def test_from_spec_maps_the_catalog_fields(tmp_path):
     assert (connector.port, connector.username, connector.root, connector.timeout_s, connector.passive) == (21, "anonymous", "/drop", 3, False)
     assert connector.ca_file == str(tmp_path / "certs" / "ca.pem")
     assert isinstance(connector.password, EnvVar) and connector.password.env_var_name == "FTP_PW"
-    with pytest.raises(ConnectorError, match="needs a host"):
-        FtpConnector.from_spec("drop", FtpConnectorSpec(), tmp_path)
+    with pytest.raises(ValidationError, match="an ftp connector needs a host"):
+        FtpConnectorSpec()

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from dagster import EnvVar
 
 from dataplat_dagster.connectors.models import SftpConnectorSpec
@@ -340,5 +341,5 @@ def test_from_spec_maps_the_catalog_fields(tmp_path):
     assert connector.known_hosts == str(tmp_path / "keys" / "known_hosts")
     assert isinstance(connector.password, EnvVar) and connector.password.env_var_name == "SFTP_PW"
     assert isinstance(connector.passphrase, EnvVar) and connector.passphrase.env_var_name == "KEY_PW"
-    with pytest.raises(ConnectorError, match="needs a host"):
-        SftpConnector.from_spec("files", SftpConnectorSpec(), tmp_path)
+    with pytest.raises(ValidationError, match="an sftp connector needs a host"):
+        SftpConnectorSpec()
