@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Literal, TypeVar
 
+from dataplat_dagster.connectors.filestore import FileInfo, FileStore
 from dataplat_dagster.connectors.secrets import redact
-from dataplat_dagster.errors import DataplatError
+from dataplat_dagster.errors import ConnectorError, DataplatError
 
 T = TypeVar("T")
+# How much of a file the ``read`` step reads.
+CHECK_READ_BYTES = 1024
 Outcome = Literal["passed", "failed", "skipped"]
 
 
@@ -161,3 +165,41 @@ def tcp_connect(host: str, port: int, timeout_s: float) -> str:
     except OSError as error:
         raise StepFailed(f"cannot connect to {host}:{port}: {error.strerror or error}") from None
     return f"{host}:{port} accepts connections"
+
+
+def content_steps(checker: Checker, store: FileStore, first: FileInfo | None, write: bool, nothing_to_read: str) -> None:
+    """The steps every file store shares, through the ``FileStore`` interface: ``read`` the
+    first bytes of a file, and with ``write`` a sentinel ``write`` and ``delete``."""
+    if first is None:
+        checker.skip("read", nothing_to_read)
+    else:
+        checker.run("read", lambda: _read_head(store, first))
+    if write:
+        sentinel = f".dataplat-check-{uuid.uuid4().hex[:12]}"
+        checker.run("write", lambda: _write_sentinel(store, sentinel))
+        checker.run("delete", lambda: _delete_sentinel(store, sentinel))
+
+
+def _read_head(store: FileStore, info: FileInfo) -> str:
+    head = store.read_head(info.path, CHECK_READ_BYTES)
+    return f"read the first {len(head):,} bytes of {info.path!r} ({info.size:,} bytes)"
+
+
+def _write_sentinel(store: FileStore, name: str) -> str:
+    content = f"dataplat connector check {name}: safe to delete\n".encode()
+    with store.write(name) as stream:
+        stream.write(content)
+    written = store.stat(name).size
+    if written != len(content):
+        raise StepFailed(f"wrote {len(content)} bytes to {name!r} but the server reports {written}")
+    return f"wrote {name!r} ({written} bytes) in {store.address}, committed only once complete"
+
+
+def _delete_sentinel(store: FileStore, name: str) -> str:
+    try:
+        store.delete(name)
+    except ConnectorError as error:
+        raise StepFailed(f"{error}; remove {name!r} from {store.address} by hand") from None
+    if store.exists(name):
+        raise StepFailed(f"deleted {name!r} but it is still there: remove it from {store.address} by hand")
+    return f"deleted {name!r}"

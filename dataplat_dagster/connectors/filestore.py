@@ -128,6 +128,11 @@ class FileStore(ABC):
             return False
         return True
 
+    def read_head(self, path: str, size: int) -> bytes:
+        """The first ``size`` bytes of the file (stores with ranged reads override this)."""
+        with self.open_read(path) as stream:
+            return stream.read(size)
+
     def upload(self, local_path: str | Path, path: str) -> FileInfo:
         with open(local_path, "rb") as source, self.write(path) as target:
             shutil.copyfileobj(source, target, CHUNK_SIZE)

@@ -15,7 +15,6 @@ import logging
 import posixpath
 import re
 import ssl
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta, timezone
@@ -25,7 +24,7 @@ from typing import BinaryIO, ClassVar, NamedTuple, Optional, TypeVar
 from pydantic import Field
 
 from dataplat_dagster.connectors.base import FileStoreConnector, env_reference, project_path
-from dataplat_dagster.connectors.checks import CheckReport, Checker, resolve_host, tcp_connect
+from dataplat_dagster.connectors.checks import CheckReport, Checker, content_steps, resolve_host, tcp_connect
 from dataplat_dagster.connectors.filestore import (
     CHUNK_SIZE,
     FileInfo,
@@ -46,7 +45,6 @@ _DENIED = re.compile(r"permission|privilege|denied|not allowed|access is|forbidd
 _MISSING = re.compile(r"no such|not found|does not exist|doesn't exist|cannot find|can't find", re.IGNORECASE)
 # Network and protocol failures that end an operation; ConnectorError carries them to the user.
 _FAILURES = (OSError, EOFError, ftplib.Error)
-CHECK_READ_BYTES = 64
 
 
 class FtpConnector(FileStoreConnector):
@@ -97,38 +95,9 @@ class FtpConnector(FileStoreConnector):
             checker.run("authenticate", store.login)
             checker.run("root", store.enter_root)
             first = checker.run("list", store.survey, lambda found: found[0])[1]
-            if first is None:
-                checker.skip("read", "the root folder holds no file to read")
-            else:
-                checker.run("read", lambda: _read_head(store, first))
-            if write:
-                sentinel = f".dataplat-check-{uuid.uuid4().hex[:12]}"
-                checker.run("write", lambda: _write_sentinel(store, sentinel))
-                checker.run("delete", lambda: _delete_sentinel(store, sentinel))
+            content_steps(checker, store, first, write, "the root folder holds no file to read")
         return checker.report
 
-
-def _read_head(store: FileStore, info: FileInfo) -> str:
-    with store.open_read(info.path) as stream:
-        head = stream.read(CHECK_READ_BYTES)
-    return f"read the first {len(head)} bytes of {info.path!r} ({info.size} bytes)"
-
-
-def _write_sentinel(store: FileStore, name: str) -> str:
-    content = f"dataplat connector check {name}\n".encode()
-    with store.write(name) as stream:
-        stream.write(content)
-    written = store.stat(name).size
-    if written != len(content):
-        raise ConnectorError(f"wrote {len(content)} bytes to {name!r} but the server reports {written}")
-    return f"wrote {name!r} ({written} bytes) under a temporary name and renamed it"
-
-
-def _delete_sentinel(store: FileStore, name: str) -> str:
-    store.delete(name)
-    if store.exists(name):
-        raise ConnectorError(f"deleted {name!r} but it is still listed: delete it by hand")
-    return f"deleted {name!r}"
 
 
 class _Entry(NamedTuple):

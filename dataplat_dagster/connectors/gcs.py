@@ -17,7 +17,6 @@ import io
 import itertools
 import json
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timezone
@@ -27,10 +26,10 @@ from typing import BinaryIO, ClassVar, Optional, TypeVar
 from pydantic import Field
 
 from dataplat_dagster.connectors.base import FileStoreConnector, env_reference, project_path
-from dataplat_dagster.connectors.checks import CheckReport, Checker, StepFailed
+from dataplat_dagster.connectors.checks import CheckReport, Checker, content_steps, StepFailed
 from dataplat_dagster.connectors.filestore import FileInfo, FileStore, clean_path
 from dataplat_dagster.connectors.retry import is_transient
-from dataplat_dagster.connectors.s3 import ObjectPaths, delete_sentinel, endpoint_steps, listed, write_sentinel
+from dataplat_dagster.connectors.s3 import ObjectPaths, endpoint_steps, listed
 
 T = TypeVar("T")
 log = logging.getLogger("dataplat.connectors")
@@ -46,7 +45,6 @@ READ_CHUNK = 4 * 1024 * 1024
 # 32 MiB chunks took 1.6x the time of the library's 100 MiB default and 64 MiB 1.3x, so
 # the default it is, stated so that a library upgrade does not change it unnoticed.
 UPLOAD_CHUNK = 100 * 1024 * 1024
-CHECK_READ_BYTES = 1024
 # Fields of a service-account key that are secret, besides the key as a whole.
 KEY_SECRETS = ("private_key", "private_key_id", "client_secret", "refresh_token")
 
@@ -181,14 +179,7 @@ class GcsConnector(FileStoreConnector):
             checker.run("authenticate", authenticate)
             checker.run("bucket", store.check_bucket)
             files = checker.run("list", lambda: store.files(limit=5), lambda found: listed(found, store.address))
-            if files:
-                checker.run("read", lambda: store.read_head(files[0].path))
-            else:
-                checker.skip("read", f"nothing to read: no object under {store.address}")
-            if write:
-                sentinel = f".dataplat-check-{uuid.uuid4().hex[:12]}"
-                checker.run("write", lambda: write_sentinel(store, sentinel))
-                checker.run("delete", lambda: delete_sentinel(store, sentinel))
+            content_steps(checker, store, files[0] if files else None, write, f"nothing to read: no object under {store.address}")
         return checker.report
 
     def sign_in(self) -> str:
@@ -359,10 +350,9 @@ class GcsStore(ObjectPaths, FileStore):
         where = f" in {self.bucket.location}" if self.bucket.location else ""
         return f"bucket {self.bucket.name!r} exists{where}"
 
-    def read_head(self, path: str) -> str:
+    def read_head(self, path: str, size: int) -> bytes:
         blob = self.bucket.blob(self.key(path))
-        data = self.call(f"read {path!r}", lambda: blob.download_as_bytes(start=0, end=CHECK_READ_BYTES - 1, **self.options()), missing=path)
-        return f"read the first {len(data):,} bytes of {path!r}"
+        return self.call(f"read {path!r}", lambda: blob.download_as_bytes(start=0, end=size - 1, **self.options()), missing=path)
 
 
 class ResumableWriter(io.RawIOBase):

@@ -19,7 +19,6 @@ import logging
 import os
 import socket
 import ssl
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timezone
@@ -31,7 +30,7 @@ from urllib.parse import urlsplit
 from pydantic import Field
 
 from dataplat_dagster.connectors.base import FileStoreConnector, env_reference
-from dataplat_dagster.connectors.checks import CheckReport, Checker, StepFailed, resolve_host, tcp_connect
+from dataplat_dagster.connectors.checks import CheckReport, Checker, content_steps, StepFailed, resolve_host, tcp_connect
 from dataplat_dagster.connectors.filestore import FileInfo, FileStore, clean_path
 from dataplat_dagster.errors import ConnectorError
 
@@ -47,8 +46,6 @@ MAX_PARTS = 10_000
 # 100 MB files; stated here so that a boto3 upgrade does not change them unnoticed.
 TRANSFER_PART_SIZE = 8 * 1024 * 1024
 TRANSFER_THREADS = 10
-# How much of the first object the check reads.
-CHECK_READ_BYTES = 1024
 # Error codes that mean the key id or the secret is wrong.
 CREDENTIAL_ERRORS = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "InvalidToken", "ExpiredToken"}
 PERMISSION_ERRORS = {"AccessDenied", "AllAccessDisabled", "AccountProblem", "403"}
@@ -141,14 +138,7 @@ class S3Connector(FileStoreConnector):
             checker.run("authenticate", authenticate)
             checker.run("bucket", store.check_bucket)
             files = checker.run("list", lambda: list(islice(store.iter_files(), 5)), lambda found: listed(found, store.address))
-            if files:
-                checker.run("read", lambda: store.read_head(files[0].path))
-            else:
-                checker.skip("read", f"nothing to read: no object under {store.address}")
-            if write:
-                sentinel = f".dataplat-check-{uuid.uuid4().hex[:12]}"
-                checker.run("write", lambda: write_sentinel(store, sentinel))
-                checker.run("delete", lambda: delete_sentinel(store, sentinel))
+            content_steps(checker, store, files[0] if files else None, write, f"nothing to read: no object under {store.address}")
         return checker.report
 
 
@@ -331,12 +321,11 @@ class S3Store(ObjectPaths, FileStore):
         region = head.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("x-amz-bucket-region")
         return f"bucket {self.bucket!r} exists" + (f" (region {region})" if region else "")
 
-    def read_head(self, path: str) -> str:
+    def read_head(self, path: str, size: int) -> bytes:
         key = self.key(path)
-        response = self.call(f"read {key!r}", lambda: self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{CHECK_READ_BYTES - 1}"), missing=path)
+        response = self.call(f"read {key!r}", lambda: self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{size - 1}"), missing=path)
         with response["Body"] as body:
-            data = body.read()
-        return f"read the first {len(data):,} bytes of {path!r}"
+            return body.read()
 
 
 class MultipartWriter(io.RawIOBase):
@@ -456,20 +445,6 @@ def listed(files: list[FileInfo], address: str) -> str:
     names = ", ".join(info.path for info in files)
     return f"objects under {address} can be listed, e.g. {names}"
 
-
-def write_sentinel(store: FileStore, path: str) -> str:
-    payload = b"dataplat connector check: safe to delete\n"
-    with store.write(path) as target:
-        target.write(payload)
-    return f"wrote {path!r} ({len(payload)} bytes) in {store.address}"
-
-
-def delete_sentinel(store: FileStore, path: str) -> str:
-    try:
-        store.delete(path)
-    except ConnectorError as error:
-        raise StepFailed(f"{error}; remove {path!r} from {store.address} by hand") from None
-    return f"deleted {path!r}"
 
 
 def error_code(error) -> str:

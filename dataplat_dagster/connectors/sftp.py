@@ -16,7 +16,6 @@ import os
 import posixpath
 import socket
 import stat as stat_mode
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
@@ -27,7 +26,7 @@ import paramiko
 from pydantic import Field
 
 from dataplat_dagster.connectors.base import FileStoreConnector, env_reference, project_path
-from dataplat_dagster.connectors.checks import CheckReport, Checker, resolve_host, tcp_connect
+from dataplat_dagster.connectors.checks import CheckReport, Checker, content_steps, resolve_host, tcp_connect
 from dataplat_dagster.connectors.filestore import (
     CHUNK_SIZE,
     FileInfo,
@@ -60,7 +59,6 @@ REQUEST_SIZE = paramiko.SFTPFile.MAX_REQUEST_SIZE
 KEY_CLASSES = (paramiko.Ed25519Key, paramiko.RSAKey, paramiko.ECDSAKey)
 # What a dropped connection raises from paramiko (it does not always say "connection").
 _FAILURES = (paramiko.SSHException, EOFError, OSError)
-CHECK_READ_BYTES = 64
 
 
 class SftpConnector(FileStoreConnector):
@@ -124,38 +122,9 @@ class SftpConnector(FileStoreConnector):
             checker.run("authenticate", store.authenticate)
             checker.run("root", store.enter_root)
             first = checker.run("list", store.survey, lambda found: found[0])[1]
-            if first is None:
-                checker.skip("read", "the root folder holds no file to read")
-            else:
-                checker.run("read", lambda: _read_head(store, first))
-            if write:
-                sentinel = f".dataplat-check-{uuid.uuid4().hex[:12]}"
-                checker.run("write", lambda: _write_sentinel(store, sentinel))
-                checker.run("delete", lambda: _delete_sentinel(store, sentinel))
+            content_steps(checker, store, first, write, "the root folder holds no file to read")
         return checker.report
 
-
-def _read_head(store: FileStore, info: FileInfo) -> str:
-    with store.open_read(info.path) as stream:
-        head = stream.read(CHECK_READ_BYTES)
-    return f"read the first {len(head)} bytes of {info.path!r} ({info.size} bytes)"
-
-
-def _write_sentinel(store: FileStore, name: str) -> str:
-    content = f"dataplat connector check {name}\n".encode()
-    with store.write(name) as stream:
-        stream.write(content)
-    written = store.stat(name).size
-    if written != len(content):
-        raise ConnectorError(f"wrote {len(content)} bytes to {name!r} but the server reports {written}")
-    return f"wrote {name!r} ({written} bytes) under a temporary name and renamed it"
-
-
-def _delete_sentinel(store: FileStore, name: str) -> str:
-    store.delete(name)
-    if store.exists(name):
-        raise ConnectorError(f"deleted {name!r} but it is still there: delete it by hand")
-    return f"deleted {name!r}"
 
 
 class SftpStore(FileStore):

@@ -98,7 +98,7 @@ def test_check_passes_every_step_and_leaves_nothing_behind(gcs, connector):
     assert messages["authenticate"].startswith("no credentials: anonymous requests to http://127.0.0.1:")
     assert messages["bucket"].startswith(f"bucket '{gcs.bucket}' exists")
     assert "orders/2024.csv" in messages["list"]
-    assert messages["read"] == "read the first 15 bytes of 'orders/2024.csv'"
+    assert messages["read"] == "read the first 15 bytes of 'orders/2024.csv' (15 bytes)"
     assert ".dataplat-check-" in messages["write"]
     assert names(gcs) == ["raw/orders/2024.csv"]
 

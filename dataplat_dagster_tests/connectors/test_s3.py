@@ -114,7 +114,7 @@ def test_check_passes_every_step_and_leaves_nothing_behind(s3, connector):
     messages = {step.step: step.message for step in report.steps}
     assert messages["bucket"] == f"bucket '{s3.bucket}' exists (region {s3.region})"
     assert "orders/2024.csv" in messages["list"]
-    assert messages["read"] == "read the first 15 bytes of 'orders/2024.csv'"
+    assert messages["read"] == "read the first 15 bytes of 'orders/2024.csv' (15 bytes)"
     assert ".dataplat-check-" in messages["write"]
     assert keys(s3) == ["raw/orders/2024.csv"]
 
