@@ -12,6 +12,7 @@ from pathlib import Path
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
 from dataplat_dagster.catalog import load_catalog
+from dataplat_dagster.connectors.base import connector_executor
 from dataplat_dagster.connectors.check_job import connector_check_job
 from dataplat_dagster.connectors.registry import build_connector
 from dataplat_dagster.datasets.assets import dataset_asset
@@ -54,4 +55,6 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
         resources[name] = build_connector(name, spec, project.dir)
     if catalog.connectors:
         jobs.append(connector_check_job(project.name, list(catalog.connectors)))
-    return Definitions(assets=assets, jobs=jobs, resources=resources)
+    # Jobs that set no executor of their own (users' jobs too) honour the connectors' limits.
+    executor = connector_executor(catalog.connectors)
+    return Definitions(assets=assets, jobs=jobs, resources=resources, executor=executor)

@@ -67,6 +67,7 @@ SETTINGS = [
     Setting("--credentials-env", "credentials_env", ("gcs",), "Name of the environment variable that holds the service-account JSON."),
     Setting("--timeout", "timeout_s", CONNECTOR_TYPES, "Seconds to wait for the server.", float),
     Setting("--retries", "retries", CONNECTOR_TYPES, "Attempts on transient network errors.", int),
+    Setting("--max-concurrency", "max_concurrency", CONNECTOR_TYPES, "At most this many steps of a run use the connector at once.", int),
 ]
 FLAG_OF_FIELD = {setting.field: setting.flags.split("/")[0] for setting in SETTINGS}
 FLAG_OF_FIELD["options"] = "--option"

@@ -29,7 +29,21 @@ CONNECTOR_TAG = "dataplat/connector"
 
 
 def connector_tags(name: str) -> dict[str, str]:
+    """The op tags of a step that works through connector ``name``."""
     return {CONNECTOR_TAG: name}
+
+
+def connector_executor(connectors: dict):
+    """The code location's default executor: Dagster's multiprocess executor, with a tag
+    concurrency limit for each connector that sets ``max_concurrency``."""
+    from dagster import multiprocess_executor
+
+    limits = [
+        {"key": CONNECTOR_TAG, "value": name, "limit": spec.max_concurrency}
+        for name, spec in sorted(connectors.items())
+        if spec.max_concurrency
+    ]
+    return multiprocess_executor.configured({"tag_concurrency_limits": limits}) if limits else multiprocess_executor
 
 
 def env_reference(var: Optional[str]):

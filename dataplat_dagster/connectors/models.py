@@ -38,6 +38,7 @@ class _ConnectorBase(BaseModel):
     timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for the server to connect or answer.")
     retries: int = Field(3, ge=1, le=10, description="Attempts for an operation that fails with a transient network error.")
     backoff_s: float = Field(0.5, ge=0, description="Wait before the first retry; doubled before each further one.")
+    max_concurrency: int | None = Field(None, ge=1, description="At most this many steps of a run use the connector at once.")
 
     @model_validator(mode="before")
     @classmethod

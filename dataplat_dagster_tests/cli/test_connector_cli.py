@@ -2,6 +2,7 @@
 grep of everything printed and stored for the password."""
 
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -23,14 +24,14 @@ def create_pg_connector(ws, server, name="warehouse", port=None):
     )
 
 
-def run_check_job(ws, env, config: str):
-    """Launch the project's test_connectors job the way CI does: `dagster job execute`."""
+def run_check_job(ws, env, config: str, job: str = "test_connectors"):
+    """Launch a job of the project the way CI does: `dagster job execute`."""
     config_file = ws.root / "check.yaml"
     config_file.write_text(config)
     definitions = ws.project_dir / "definitions.py"
     return subprocess.run(
         [str(Path(sys.executable).parent / "dagster"), "job", "execute", "-f", str(definitions), "-d", str(ws.project_dir),
-         "-j", "test_connectors", "-c", str(config_file)],
+         "-j", job, "-c", str(config_file)],
         cwd=ws.root, env={**os.environ, "DAGSTER_HOME": str(ws.root), **env}, capture_output=True, text=True, timeout=240,
     )
 
@@ -142,3 +143,53 @@ def test_a_connector_in_use_cannot_be_deleted():
     )
     assert catalog.connector_dependants("lake") == ["datasource 'orders'", "exporter 'scores'"]
     assert catalog.connector_dependants("else") == ["datasource 'other'"]
+
+
+USERS_JOB = """
+import time
+
+from dagster import Definitions, job, op
+
+from dataplat_dagster import project_definitions
+from dataplat_dagster.connectors.base import connector_tags
+
+
+def reader(index):
+    @op(name=f"read_{index}", required_resource_keys={"warehouse"}, tags=connector_tags("warehouse"))
+    def read(context):
+        context.resources.warehouse.read_arrow("SELECT * FROM t").read_all()
+        time.sleep(2)  # long enough that two unlimited steps would overlap
+
+    return read
+
+
+@job
+def nightly():
+    for index in range(3):
+        reader(index)()
+
+
+defs = Definitions.merge(project_definitions(__file__), Definitions(jobs=[nightly]))
+"""
+
+
+def test_max_concurrency_caps_the_steps_that_use_a_connector(cli_workspace):
+    """A user's job whose three ops use one connector with --max-concurrency 1: Dagster's
+    tag concurrency limit lets only one run at a time."""
+    ws = cli_workspace
+    sqlite3.connect(ws.project_dir / "warehouse.db").execute("CREATE TABLE t (a INTEGER)")
+    ws.run("connector", "create", "sql", "warehouse", "--dialect", "sqlite", "--database", "warehouse.db", "--max-concurrency", "1")
+    (ws.project_dir / "definitions.py").write_text(USERS_JOB)
+    job = run_check_job(ws, {}, "{}", job="nightly")
+    assert job.returncode == 0, job.stdout + job.stderr
+    with ws.instance() as instance:
+        [run] = instance.get_runs()
+        windows = {}
+        for record in instance.all_logs(run.run_id):
+            event = record.dagster_event
+            if event and event.event_type_value in ("STEP_START", "STEP_SUCCESS"):
+                windows.setdefault(event.step_key, []).append(record.timestamp)
+    assert sorted(windows) == ["read_0", "read_1", "read_2"]
+    spans = sorted(windows.values())
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert start >= end, f"two steps on one connector ran at once: {windows}"
