@@ -321,10 +321,13 @@ class SftpStore(FileStore):
         return self._sftp
 
     def _drop(self) -> None:
+        """Close the session; the server may be gone already, which is no error here."""
         if self._sftp is not None:
-            self._sftp.close()
+            with suppress(*_FAILURES):
+                self._sftp.close()
         if self._transport is not None:
-            self._transport.close()
+            with suppress(*_FAILURES):
+                self._transport.close()
         self._transport, self._sftp, self._root = None, None, None
 
     def close(self) -> None:
