@@ -12,7 +12,7 @@ SQLAlchemy dialect whose driver is installed, through ``dialect`` or a full URL 
 import sqlite3
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Literal, Optional
 
@@ -187,29 +187,22 @@ class SqlConnector(ConnectorResource):
     def _adbc_read(self, query: str, database: Optional[str]):
         import pyarrow as pa
 
+        # The connection lives as long as the reader is read; the schema is known up front.
+        stack = ExitStack()
+        connection = stack.enter_context(self.adbc_connection(database))
+        cursor = stack.enter_context(connection.cursor())
+        try:
+            cursor.execute(query)
+            reader = cursor.fetch_record_batch()
+        except Exception as error:
+            stack.close()
+            raise self.fail("the query failed", error) from None
+
         def batches():
-            with self.adbc_connection(database) as connection, connection.cursor() as cursor:
-                try:
-                    cursor.execute(query)
-                    reader = cursor.fetch_record_batch()
-                except Exception as error:
-                    raise self.fail("the query failed", error) from None
+            with stack:
                 yield from reader
 
-        # The schema is known only once the query ran: peek at the first batch.
-        stream = batches()
-        first = next(stream, None)
-        if first is None:
-            return self._adbc_empty(query, database)
-        return pa.RecordBatchReader.from_batches(first.schema, _chain(first, stream))
-
-    def _adbc_empty(self, query: str, database: Optional[str]):
-        import pyarrow as pa
-
-        with self.adbc_connection(database) as connection, connection.cursor() as cursor:
-            cursor.execute(query)
-            table = cursor.fetch_arrow_table()
-        return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+        return pa.RecordBatchReader.from_batches(reader.schema, batches())
 
     def _adbc_write(self, table: str, reader, schema: Optional[str], database: Optional[str], mode: WriteMode) -> int:
         with self.adbc_connection(database) as connection, connection.cursor() as cursor:
@@ -225,25 +218,30 @@ class SqlConnector(ConnectorResource):
         import pyarrow as pa
         from sqlalchemy import text
 
-        def batches():
-            with self.connect(database) as connection:
-                try:
-                    result = connection.execution_options(stream_results=True, max_row_buffer=batch_rows).execute(text(query))
-                except Exception as error:
-                    raise self.fail("the query failed", error) from None
-                names = list(result.keys())
-                while rows := result.fetchmany(batch_rows):
-                    yield _rows_to_batch(names, rows)
+        # A server-side cursor, read batch by batch while the reader is read. The column
+        # types are those of the first batch: drivers describe them too loosely to trust.
+        stack = ExitStack()
+        connection = stack.enter_context(self.connect(database))
+        try:
+            result = connection.execution_options(stream_results=True, max_row_buffer=batch_rows).execute(text(query))
+        except Exception as error:
+            stack.close()
+            raise self.fail("the query failed", error) from None
+        names = list(result.keys())
+        rows = result.fetchmany(batch_rows)
+        if not rows:
+            stack.close()
+            empty = pa.schema([(name, pa.null()) for name in names])
+            return pa.RecordBatchReader.from_batches(empty, [])
+        first = _rows_to_batch(names, rows)
 
-        stream = batches()
-        first = next(stream, None)
-        if first is None:
-            # Run again with LIMIT 0 semantics: the column names with null types.
-            with self.connect(database) as connection:
-                names = list(connection.execute(text(query)).keys())
-            empty = pa.table({name: pa.array([], pa.null()) for name in names})
-            return pa.RecordBatchReader.from_batches(empty.schema, [])
-        return pa.RecordBatchReader.from_batches(first.schema, _conform(first.schema, _chain(first, stream)))
+        def batches():
+            with stack:
+                yield first
+                while more := result.fetchmany(batch_rows):
+                    yield _rows_to_batch(names, more)
+
+        return pa.RecordBatchReader.from_batches(first.schema, _conform(first.schema, batches()))
 
     def _sqlalchemy_write(self, table: str, reader, schema: Optional[str], database: Optional[str], mode: WriteMode) -> int:
         from sqlalchemy import Column, MetaData, Table, inspect
@@ -442,11 +440,6 @@ def _is_system_schema(name: str) -> bool:
 
 def _qualified(schema: Optional[str], table: str) -> str:
     return f"{schema}.{table}" if schema else table
-
-
-def _chain(first, rest):
-    yield first
-    yield from rest
 
 
 def _rows_to_batch(names: list[str], rows):

@@ -114,6 +114,7 @@ def test_postgres_arrow_round_trip_through_adbc(postgres_server, tmp_path, monke
             connector.write_arrow("round trip", SAMPLE, mode="create")
         assert connector.write_arrow("round trip", SAMPLE.slice(0, 1), mode="append") == 1
         count = connector.read_arrow('SELECT count(*) AS n FROM "round trip"').read_all()
+        empty = connector.read_arrow('SELECT id, name FROM "round trip" WHERE false').read_all()
     assert back.column_names == SAMPLE.column_names
     assert back.column("name").to_pylist() == ["a'; DROP TABLE x; --", "Zoë", None]
     assert back.column("price").to_pylist() == [1.5, None, -2.25]
@@ -122,6 +123,7 @@ def test_postgres_arrow_round_trip_through_adbc(postgres_server, tmp_path, monke
     assert back.column("at").to_pylist()[0] == dt.datetime(2024, 5, 1, 12, 30)
     assert pa.types.is_int64(back.schema.field("id").type)
     assert count.column("n").to_pylist() == [4]
+    assert (empty.num_rows, empty.column_names, str(empty.schema.field("id").type)) == (0, ["id", "name"], "int64")
 
 
 def test_postgres_query_error_names_the_cause(postgres_server, tmp_path, monkeypatch):
@@ -197,12 +199,18 @@ def test_sqlite_check_and_round_trip(tmp_path, monkeypatch):
         back = connector.read_arrow("SELECT id, amount FROM orders ORDER BY id").read_all()
         assert connector.write_arrow("copy", SAMPLE) == 3
         copied = connector.read_arrow("SELECT name FROM copy ORDER BY id").read_all()
+        nothing = connector.read_arrow("SELECT id, amount FROM orders WHERE id < 0").read_all()
+        many = connector.read_arrow("SELECT name, id FROM copy ORDER BY id", batch_rows=2)
+        batches = list(many)
     assert report.ok, report.to_json()
     assert list(steps(report)) == ["database", "list", "read", "write", "delete"]
     assert "orders" in report.steps[1].message
     assert back.column("id").to_pylist() == [1, 2]
     assert [float(v) if isinstance(v, Decimal) else v for v in back.column("amount").to_pylist()] == [9.5, 10]
     assert copied.column("name").to_pylist() == ["a'; DROP TABLE x; --", "Zoë", None]
+    assert (nothing.num_rows, nothing.column_names) == (0, ["id", "amount"])
+    assert [batch.num_rows for batch in batches] == [2, 1]  # streamed in batches, one schema
+    assert batches[1].schema == batches[0].schema and batches[1].column("name").to_pylist() == [None]
     with sqlite3.connect(database) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == {"orders", "copy"}  # the check's sentinel table is gone
