@@ -69,6 +69,7 @@ SETTINGS = [
     Setting("--retries", "retries", CONNECTOR_TYPES, "Attempts on transient network errors.", int),
     Setting("--max-concurrency", "max_concurrency", CONNECTOR_TYPES, "At most this many steps of a run use the connector at once.", int),
 ]
+PATH_FIELDS = ("ca_file", "root", "private_key", "known_hosts", "credentials_file")
 FLAG_OF_FIELD = {setting.field: setting.flags.split("/")[0] for setting in SETTINGS}
 FLAG_OF_FIELD["options"] = "--option"
 # Plain-text secret flags are refused with the flag to use instead.
@@ -82,7 +83,8 @@ def connector_settings(command):
         if setting.flag:
             command = click.option(setting.flags, setting.name.replace("-", "_"), default=None, help=help_text)(command)
         else:
-            command = click.option(setting.flags, setting.name.replace("-", "_"), type=setting.kind, help=help_text)(command)
+            metavar = "VAR" if setting.field.endswith("_env") else "PATH" if setting.field in PATH_FIELDS else None
+            command = click.option(setting.flags, setting.name.replace("-", "_"), type=setting.kind, metavar=metavar, help=help_text)(command)
     command = click.option("--option", "driver_options", multiple=True, metavar="KEY=VALUE", help="Extra driver option (connect_args), repeatable. [sql]")(command)
     for plain in reversed(PLAIN_SECRET_FLAGS):
         command = click.option(f"--{plain.replace('_', '-')}", plain, hidden=True)(command)
