@@ -16,6 +16,11 @@ from dataplat_dagster_tests.servers.fixtures import *  # noqa: F401,F403  (real 
 
 DATAPLAT = str(Path(sys.executable).parent / "dataplat")
 
+# Tests only ever reach servers on loopback. The default AWS and Google credential chains
+# would ask the cloud's metadata address (169.254.169.254) when nothing else is set: never.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+os.environ["NO_GCE_CHECK"] = "true"
+
 
 @dataclass
 class CliResult:
