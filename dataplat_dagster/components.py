@@ -17,7 +17,8 @@ from dataplat_dagster.definitions import project_definitions
 
 class DataplatProject(dg.Component, dg.Resolvable, dg.Model):
     """A dataplat project: the datasets declared in its catalog (``dataplat.yaml``), one
-    asset each under ``[project, "datasets", name]``, with the jobs that refresh them."""
+    asset each under ``[project, "datasets", name]``, with the jobs that refresh them, and
+    its connectors, one resource each under its name, with the job that tests them."""
 
     project_dir: str = Field(".", description="Folder holding dataplat.yaml, relative to this defs.yaml.")
 
