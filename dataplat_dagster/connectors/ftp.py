@@ -11,34 +11,22 @@ download or an upload before the next operation.
 
 import ftplib
 import io
-import logging
 import posixpath
 import re
 import ssl
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import BinaryIO, ClassVar, NamedTuple, Optional, TypeVar
+from typing import BinaryIO, ClassVar, Optional
 
 from pydantic import Field
 
 from dataplat_dagster.connectors.base import FileStoreConnector, env_reference, project_path
 from dataplat_dagster.connectors.checks import CheckReport, Checker, content_steps, resolve_host, tcp_connect
-from dataplat_dagster.connectors.filestore import (
-    CHUNK_SIZE,
-    FileInfo,
-    FileStore,
-    clean_path,
-    clean_prefix,
-    is_temporary,
-    may_hold,
-    temporary_sibling,
-)
+from dataplat_dagster.connectors.filestore import CHUNK_SIZE, FileInfo, clean_path
+from dataplat_dagster.connectors.folderstore import Entry, FolderStore
 from dataplat_dagster.errors import ConnectorError
-
-T = TypeVar("T")
-log = logging.getLogger("dataplat.connectors")
 
 # How servers word their refusals; a 550 says neither, so these decide which it was.
 _DENIED = re.compile(r"permission|privilege|denied|not allowed|access is|forbidden", re.IGNORECASE)
@@ -100,15 +88,13 @@ class FtpConnector(FileStoreConnector):
 
 
 
-class _Entry(NamedTuple):
-    name: str
-    is_folder: bool
-    size: int
-    modified: Optional[datetime]
-
-
-class FtpStore(FileStore):
+class FtpStore(FolderStore):
     """A logged-in FTP session; it reconnects when the connection drops."""
+
+    _FAILURES = _FAILURES
+    # A 550 says neither "missing" nor "denied": ``_refusal`` reads the reply to tell.
+    _REFUSALS = (ftplib.error_perm,)
+    _ROOT_NAME = "/"
 
     def __init__(self, connector: FtpConnector):
         self.connector = connector
@@ -183,36 +169,12 @@ class FtpStore(FileStore):
         self._folders = {""}
         return f"the root folder {self._root!r} exists"
 
-    def survey(self) -> tuple[str, Optional[FileInfo]]:
-        """What the root folder holds, and a file to read: the first of a depth-first walk,
-        which lists no more folders than it takes to find one, and passes over those the
-        user may not read (``list`` fails on them)."""
-
-        def look(ftp: ftplib.FTP) -> tuple[str, Optional[FileInfo]]:
-            entries = self._entries(ftp, "")
-            folders = sum(entry.is_folder for entry in entries)
-            summary = f"the root folder holds {_count(len(entries) - folders, 'file')} and {_count(folders, 'folder')}"
-            unreadable: list[str] = []
-            first = next(self._walk(ftp, "", "", unreadable), None)
-            if unreadable:
-                summary += f"; permission denied listing {', '.join(map(repr, unreadable))}"
-            return summary, first
-
-        return self._run("listing the root folder", None, look)
-
-    def ensure_connected(self) -> None:
-        self._run("connecting", None, lambda ftp: None)
-
-    def _connect(self) -> None:
-        try:
-            self.greet()
-            if self.connector.tls:
-                self.secure()
-            self.login()
-            self.enter_root()
-        except BaseException:
-            self._drop()
-            raise
+    def _open(self) -> None:
+        self.greet()
+        if self.connector.tls:
+            self.secure()
+        self.login()
+        self.enter_root()
 
     def _session(self) -> ftplib.FTP:
         if self._transfer:
@@ -239,26 +201,7 @@ class FtpStore(FileStore):
                 self._ftp.quit()
         self._drop()
 
-    # -- running an operation ---------------------------------------------------------------
-
-    def _run(self, what: str, path: Optional[str], action: Callable[[ftplib.FTP], T]) -> T:
-        """``action(session)``, retried on transient errors over a new connection; a refusal
-        becomes FileNotFoundError (``path`` is missing) or ConnectorError, with the reply."""
-
-        def attempt() -> T:
-            ftp = self._session()
-            try:
-                return action(ftp)
-            except ftplib.error_perm as error:
-                raise self._refusal(ftp, error, what, path) from None
-
-        try:
-            return self.connector.retrying(attempt, what, before_retry=self._drop)
-        except (FileNotFoundError, ConnectorError):
-            raise
-        except _FAILURES as error:
-            self._drop()
-            raise self.connector.fail(f"{what} failed ({self.address})", error) from error
+    # -- refusals ------------------------------------------------------------------------------
 
     def _refusal(self, ftp: ftplib.FTP, error: ftplib.error_perm, what: str, path: Optional[str]) -> Exception:
         reply = str(error)
@@ -268,6 +211,9 @@ class FtpStore(FileStore):
             return self.not_found(path)
         return self.connector.fail(f"the server refused {what} in {self.address} (it said {reply!r})")
 
+    def _denies(self, error: ftplib.error_perm) -> bool:
+        return bool(_DENIED.search(str(error)))
+
     def _exists_quietly(self, ftp: ftplib.FTP, path: str) -> bool:
         try:
             self._stat_file(ftp, path)
@@ -275,35 +221,9 @@ class FtpStore(FileStore):
             return False
         return True
 
-    def _full(self, path: str) -> str:
-        return posixpath.join(self._root, path) if path else self._root
-
     # -- listing and stat ---------------------------------------------------------------------
 
-    def list(self, prefix: str = "") -> "list[FileInfo]":
-        wanted = clean_prefix(prefix)
-        files = self._run(f"listing {wanted!r}", None, lambda ftp: list(self._walk(ftp, "", wanted)))
-        return sorted(files, key=lambda info: info.path)
-
-    def _walk(self, ftp: ftplib.FTP, folder: str, prefix: str, unreadable: Optional[list] = None) -> Iterator[FileInfo]:
-        """The files under ``folder`` that start with ``prefix``; a folder the user may not
-        list is an error, or with ``unreadable`` given, noted there and passed over."""
-        try:
-            entries = self._entries(ftp, folder)
-        except ftplib.error_perm as error:
-            if unreadable is not None and folder and _DENIED.search(str(error)):
-                unreadable.append(folder)
-                return
-            raise self._refusal(ftp, error, f"listing the folder {folder or '/'!r}", None) from None
-        for entry in entries:
-            path = posixpath.join(folder, entry.name) if folder else entry.name
-            if entry.is_folder:
-                if may_hold(path, prefix):
-                    yield from self._walk(ftp, path, prefix, unreadable)
-            elif path.startswith(prefix) and not is_temporary(path):
-                yield FileInfo(path, entry.size, entry.modified)
-
-    def _entries(self, ftp: ftplib.FTP, folder: str) -> "list[_Entry]":
+    def _entries(self, ftp: ftplib.FTP, folder: str) -> "list[Entry]":
         full = self._full(folder)
         if self._mlst:
             listing = ftp.mlsd(full, facts=["type", "size", "modify"])
@@ -312,14 +232,14 @@ class FtpStore(FileStore):
         ftp.voidcmd("TYPE I")  # NLST switched to ASCII, where some servers refuse SIZE
         return [self._probe_entry(ftp, folder, name) for name in names if name not in (".", "..")]
 
-    def _probe_entry(self, ftp: ftplib.FTP, folder: str, name: str) -> _Entry:
+    def _probe_entry(self, ftp: ftplib.FTP, folder: str, name: str) -> Entry:
         """Without MLSD a listing has bare names: what SIZE answers for is a file, the rest folders."""
         path = posixpath.join(folder, name)
         try:
             size = ftp.size(self._full(path))
         except ftplib.error_perm:
-            return _Entry(name, True, 0, None)
-        return _Entry(name, False, size or 0, _mdtm(ftp, self._full(path)))
+            return Entry(name, "folder", 0, None)
+        return Entry(name, "file", size or 0, _mdtm(ftp, self._full(path)))
 
     def stat(self, path: str) -> FileInfo:
         rel = clean_path(path)
@@ -330,7 +250,7 @@ class FtpStore(FileStore):
         if self._mlst:
             facts = _parse_facts(ftp.sendcmd(f"MLST {full}").splitlines()[1])
             if facts.get("type", "file").lower() != "file":
-                raise FileNotFoundError(f"{path!r} in {self.address} is a folder, not a file.")
+                raise self.not_a_file(path)
             return FileInfo(path, int(facts.get("size", 0)), _ftp_time(facts.get("modify")))
         ftp.voidcmd("TYPE I")
         size = ftp.size(full)
@@ -377,43 +297,20 @@ class FtpStore(FileStore):
             pass
         self._drop()  # out of step with the server: the next operation reconnects
 
-    @contextmanager
-    def write(self, path: str) -> Iterator[BinaryIO]:
-        rel = clean_path(path)
-        if not rel:
-            raise self.connector.fail("cannot write to the root folder itself: give a file name")
-        what = f"writing {rel!r}"
-        temporary = temporary_sibling(rel)
-
+    def _open_upload(self, what: str, path: str, temporary: str) -> "_DataConnection":
         def start(ftp: ftplib.FTP):
-            self._make_parents(ftp, rel)
+            self._make_parents(ftp, path)
             ftp.voidcmd("TYPE I")
             return ftp.transfercmd(f"STOR {self._full(temporary)}")
 
         sock = self._run(what, None, start)
         self._transfer = what
-        raw = _DataConnection(sock, "w", lambda error: self.connector.fail(f"{what} to {self.address} broke off", error))
-        stream = io.BufferedWriter(raw, CHUNK_SIZE)
-        reply_pending = True
-        try:
-            yield stream
-            stream.close()  # the data connection's end is the file's end
-            reply_pending = False
-            self._confirm_upload(what)
-            self._run(what, None, lambda ftp: self._replace(ftp, temporary, rel))
-        except BaseException:
-            self._discard_upload(raw, stream, temporary, reply_pending)
-            raise
+        return _DataConnection(sock, "w", lambda error: self.connector.fail(f"{what} to {self.address} broke off", error))
 
-    def _make_parents(self, ftp: ftplib.FTP, path: str) -> None:
-        folder = ""
-        for part in path.split("/")[:-1]:
-            folder = posixpath.join(folder, part) if folder else part
-            if folder not in self._folders:
-                # Refused when it exists, or when the user may not: STOR then says which.
-                with suppress(ftplib.error_perm):
-                    ftp.mkd(self._full(folder))
-                self._folders.add(folder)
+    def _make_folder(self, ftp: ftplib.FTP, folder: str) -> None:
+        # Refused when it exists, or when the user may not: STOR then says which.
+        with suppress(ftplib.error_perm):
+            ftp.mkd(self._full(folder))
 
     def _confirm_upload(self, what: str) -> None:
         self._transfer = None
@@ -435,26 +332,16 @@ class FtpStore(FileStore):
             ftp.delete(self._full(final))
             ftp.rename(self._full(temporary), self._full(final))
 
-    def _discard_upload(self, raw: "_DataConnection", stream: io.BufferedWriter, temporary: str, reply_pending: bool) -> None:
-        """Cut the upload and remove its temporary file; the final name was never touched.
-        With the server gone, the hidden temporary file may stay (listings skip it)."""
-        raw.abort()
-        with suppress(Exception):
-            stream.close()  # what it still buffers has nowhere to go now
+    def _upload_cut(self, closed: bool) -> None:
         self._transfer = None
-        if reply_pending and self._ftp is not None:
+        if not closed and self._ftp is not None:
             try:
                 self._ftp.getmultiline()  # the server's word on the cut STOR
             except _FAILURES:
                 self._drop()
-        try:
-            self._run("removing the partial upload", None, lambda ftp: ftp.delete(self._full(temporary)))
-        except ConnectorError as error:
-            log.warning("%s: could not remove the partial upload %s: %s", self.connector.connector_name, temporary, error)
 
-    def delete(self, path: str) -> None:
-        rel = clean_path(path)
-        self._run(f"deleting {rel!r}", rel, lambda ftp: ftp.delete(self._full(rel)))
+    def _remove(self, ftp: ftplib.FTP, path: str) -> None:
+        ftp.delete(self._full(path))
 
 
 class _DataConnection(io.RawIOBase):
@@ -541,8 +428,9 @@ def _features(ftp: ftplib.FTP) -> set[str]:
     return {line.split()[0].upper() for line in reply.splitlines()[1:-1] if line.strip()}
 
 
-def _mlsd_entry(name: str, facts: dict) -> _Entry:
-    return _Entry(name, facts["type"].lower() == "dir", int(facts.get("size") or 0), _ftp_time(facts.get("modify")))
+def _mlsd_entry(name: str, facts: dict) -> Entry:
+    kind = "folder" if facts["type"].lower() == "dir" else "file"
+    return Entry(name, kind, int(facts.get("size") or 0), _ftp_time(facts.get("modify")))
 
 
 def _parse_facts(line: str) -> dict[str, str]:
@@ -572,6 +460,3 @@ def _ftp_time(value: Optional[str]) -> Optional[datetime]:
         stamp += timedelta(microseconds=int(fraction[:6].ljust(6, "0")))
     return stamp
 
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"

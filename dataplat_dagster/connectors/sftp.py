@@ -16,30 +16,21 @@ import os
 import posixpath
 import socket
 import stat as stat_mode
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Optional, TypeVar
+from typing import BinaryIO, ClassVar, Optional
 
 import paramiko
 from pydantic import Field
 
 from dataplat_dagster.connectors.base import FileStoreConnector, env_reference, project_path
 from dataplat_dagster.connectors.checks import CheckReport, Checker, content_steps, resolve_host, tcp_connect
-from dataplat_dagster.connectors.filestore import (
-    CHUNK_SIZE,
-    FileInfo,
-    FileStore,
-    clean_path,
-    clean_prefix,
-    is_temporary,
-    may_hold,
-    temporary_sibling,
-)
+from dataplat_dagster.connectors.filestore import CHUNK_SIZE, FileInfo, clean_path
+from dataplat_dagster.connectors.folderstore import Entry, FolderStore
 from dataplat_dagster.errors import ConnectorError
 
-T = TypeVar("T")
 log = logging.getLogger("dataplat.connectors")
 
 # Throughput (measured against OpenSSH on loopback, see the tests' benchmark): a channel
@@ -127,8 +118,12 @@ class SftpConnector(FileStoreConnector):
 
 
 
-class SftpStore(FileStore):
+class SftpStore(FolderStore):
     """An SFTP session; it reconnects when the connection drops."""
+
+    _FAILURES = _FAILURES
+    _REFUSALS = (FileNotFoundError, PermissionError)
+    _ROOT_NAME = "."
 
     def __init__(self, connector: SftpConnector):
         self.connector = connector
@@ -285,35 +280,11 @@ class SftpStore(FileStore):
         self._sftp = paramiko.SFTPClient.from_transport(self._transport, window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET_SIZE)
         self._sftp.get_channel().settimeout(self.connector.timeout_s)
 
-    def survey(self) -> tuple[str, Optional[FileInfo]]:
-        """What the root folder holds, and a file to read: the first of a depth-first walk,
-        which lists no more folders than it takes to find one, and passes over those the
-        user may not read (``list`` fails on them)."""
-
-        def look(sftp: paramiko.SFTPClient) -> tuple[str, Optional[FileInfo]]:
-            entries = self._entries(sftp, "")
-            folders = sum(stat_mode.S_ISDIR(entry.st_mode or 0) for entry in entries)
-            summary = f"the root folder holds {_count(len(entries) - folders, 'file')} and {_count(folders, 'folder')}"
-            unreadable: list[str] = []
-            first = next(self._walk(sftp, "", "", unreadable), None)
-            if unreadable:
-                summary += f"; permission denied listing {', '.join(map(repr, unreadable))}"
-            return summary, first
-
-        return self._run("listing the root folder", None, look)
-
-    def ensure_connected(self) -> None:
-        self._run("connecting", None, lambda sftp: None)
-
-    def _connect(self) -> None:
-        try:
-            self.handshake()
-            self.verify_host_key()
-            self.authenticate()
-            self.enter_root()
-        except BaseException:
-            self._drop()
-            raise
+    def _open(self) -> None:
+        self.handshake()
+        self.verify_host_key()
+        self.authenticate()
+        self.enter_root()
 
     def _session(self) -> paramiko.SFTPClient:
         if self._root is None:
@@ -333,79 +304,38 @@ class SftpStore(FileStore):
     def close(self) -> None:
         self._drop()
 
-    # -- running an operation ---------------------------------------------------------------
+    # -- what the server's refusals mean ------------------------------------------------------
 
-    def _run(self, what: str, path: Optional[str], action: Callable[[paramiko.SFTPClient], T]) -> T:
-        """``action(session)``, retried on transient errors over a new connection; the
-        server's refusals become FileNotFoundError (``path`` is missing) or ConnectorError."""
+    def _refusal(self, sftp: paramiko.SFTPClient, error: OSError, what: str, path: Optional[str]) -> Exception:
+        if isinstance(error, PermissionError):
+            return self._denied(what, error)
+        if path is None:
+            return self.connector.fail(f"{what} failed in {self.address} (the server said {error.strerror or error!s})")
+        return self.not_found(path)
 
-        def attempt() -> T:
-            sftp = self._session()
-            try:
-                return action(sftp)
-            except FileNotFoundError as error:
-                if path is None:
-                    raise self.connector.fail(f"{what} failed in {self.address} (the server said {error.strerror or error!s})") from None
-                raise self.not_found(path) from None
-            except PermissionError as error:
-                raise self._denied(what, error) from None
-            except _FAILURES as error:
-                if self._transport is not None and self._transport.is_active():
-                    raise
-                # The connection is gone, whatever paramiko called it: worth a new one.
-                raise ConnectionResetError(f"the SSH connection broke off ({error or type(error).__name__})") from error
-
-        try:
-            return self.connector.retrying(attempt, what, before_retry=self._drop)
-        except (FileNotFoundError, ConnectorError):
-            raise
-        except _FAILURES as error:
-            if self._transport is None or not self._transport.is_active():
-                self._drop()  # the next operation starts over
-            raise self.connector.fail(f"{what} failed ({self.address})", error) from error
+    def _denies(self, error: OSError) -> bool:
+        return isinstance(error, PermissionError)
 
     def _denied(self, what: str, error: OSError) -> ConnectorError:
         return self.connector.fail(f"permission denied {what} in {self.address} (the server said {error.strerror or error!s})")
 
-    def _full(self, path: str) -> str:
-        return posixpath.join(self._root, path) if path else self._root
+    def _name_a_lost_connection(self, error: BaseException) -> None:
+        if self._lost():
+            # The connection is gone, whatever paramiko called it: worth a new one.
+            raise ConnectionResetError(f"the SSH connection broke off ({error or type(error).__name__})") from error
+
+    def _lost(self) -> bool:
+        return self._transport is None or not self._transport.is_active()
 
     # -- listing and stat ---------------------------------------------------------------------
 
-    def list(self, prefix: str = "") -> "list[FileInfo]":
-        wanted = clean_prefix(prefix)
-        files = self._run(f"listing {wanted!r}", None, lambda sftp: list(self._walk(sftp, "", wanted)))
-        return sorted(files, key=lambda info: info.path)
+    def _entries(self, sftp: paramiko.SFTPClient, folder: str) -> "list[Entry]":
+        listing = sorted(sftp.listdir_attr(self._full(folder)), key=lambda entry: entry.filename)
+        return [_entry(attributes.filename, attributes) for attributes in listing]
 
-    def _walk(self, sftp: paramiko.SFTPClient, folder: str, prefix: str, unreadable: Optional[list] = None) -> Iterator[FileInfo]:
-        """The files under ``folder`` that start with ``prefix``; a folder the user may not
-        list is an error, or with ``unreadable`` given, noted there and passed over."""
+    def _follow(self, sftp: paramiko.SFTPClient, path: str) -> Optional[Entry]:
         try:
-            entries = self._entries(sftp, folder)
-        except PermissionError as error:
-            if unreadable is None or not folder:
-                raise self._denied(f"listing the folder {folder or '.'!r}", error) from None
-            unreadable.append(folder)
-            return
-        for entry in entries:
-            path = posixpath.join(folder, entry.filename) if folder else entry.filename
-            if stat_mode.S_ISLNK(entry.st_mode or 0):
-                entry = self._follow(sftp, path)
-                if entry is None:
-                    continue
-            if stat_mode.S_ISDIR(entry.st_mode or 0):
-                if may_hold(path, prefix):
-                    yield from self._walk(sftp, path, prefix, unreadable)
-            elif stat_mode.S_ISREG(entry.st_mode or 0) and path.startswith(prefix) and not is_temporary(path):
-                yield _file_info(path, entry)
-
-    def _entries(self, sftp: paramiko.SFTPClient, folder: str) -> "list[paramiko.SFTPAttributes]":
-        return sorted(sftp.listdir_attr(self._full(folder)), key=lambda entry: entry.filename)
-
-    def _follow(self, sftp: paramiko.SFTPClient, path: str) -> Optional[paramiko.SFTPAttributes]:
-        """What a symbolic link points to; None for a link to nowhere."""
-        try:
-            return sftp.stat(self._full(path))
+            return _entry(posixpath.basename(path), sftp.stat(self._full(path)))
         except FileNotFoundError:
             return None
 
@@ -413,8 +343,8 @@ class SftpStore(FileStore):
         rel = clean_path(path)
         attributes = self._run(f"reading the details of {rel!r}", rel, lambda sftp: sftp.stat(self._full(rel)))
         if stat_mode.S_ISDIR(attributes.st_mode or 0):
-            raise FileNotFoundError(f"{rel!r} in {self.address} is a folder, not a file.")
-        return _file_info(rel, attributes)
+            raise self.not_a_file(rel)
+        return FileInfo(rel, attributes.st_size or 0, _modified(attributes))
 
     # -- transfers ----------------------------------------------------------------------------
 
@@ -430,42 +360,23 @@ class SftpStore(FileStore):
         download = _Download(remote, size, lambda error: self.connector.fail(f"{what} from {self.address} failed", error))
         return io.BufferedReader(download, CHUNK_SIZE)
 
-    @contextmanager
-    def write(self, path: str) -> Iterator[BinaryIO]:
-        rel = clean_path(path)
-        if not rel:
-            raise self.connector.fail("cannot write to the root folder itself: give a file name")
-        what = f"writing {rel!r}"
-        temporary = temporary_sibling(rel)
-
+    def _open_upload(self, what: str, path: str, temporary: str) -> "_Upload":
         def start(sftp: paramiko.SFTPClient) -> paramiko.SFTPFile:
-            self._make_parents(sftp, rel)
+            self._make_parents(sftp, path)
             remote = sftp.open(self._full(temporary), "wb")
             remote.set_pipelined(True)  # no round trip per write; errors come at the latest on close
             return remote
 
         remote = self._run(what, None, start)
-        raw = _Upload(remote, lambda error: self.connector.fail(f"{what} to {self.address} failed", error))
-        stream = io.BufferedWriter(raw, CHUNK_SIZE)
-        try:
-            yield stream
-            stream.close()  # flushes, and waits for the server's answer to every write
-            self._run(what, None, lambda sftp: self._replace(sftp, temporary, rel))
-        except BaseException:
-            self._discard_upload(raw, stream, temporary)
-            raise
+        # Its close flushes, and waits for the server's answer to every write.
+        return _Upload(remote, lambda error: self.connector.fail(f"{what} to {self.address} failed", error))
 
-    def _make_parents(self, sftp: paramiko.SFTPClient, path: str) -> None:
-        folder = ""
-        for part in path.split("/")[:-1]:
-            folder = posixpath.join(folder, part) if folder else part
-            if folder not in self._folders:
-                try:
-                    sftp.mkdir(self._full(folder))
-                except OSError:
-                    # It exists (servers say only "Failure"), or may not be made: the open says which.
-                    pass
-                self._folders.add(folder)
+    def _make_folder(self, sftp: paramiko.SFTPClient, folder: str) -> None:
+        try:
+            sftp.mkdir(self._full(folder))
+        except OSError:
+            # It exists (servers say only "Failure"), or may not be made: the open says which.
+            pass
 
     def _replace(self, sftp: paramiko.SFTPClient, temporary: str, final: str) -> None:
         try:
@@ -478,20 +389,8 @@ class SftpStore(FileStore):
                 sftp.remove(self._full(final))
             sftp.rename(self._full(temporary), self._full(final))
 
-    def _discard_upload(self, raw: "_Upload", stream: io.BufferedWriter, temporary: str) -> None:
-        """Cut the upload and remove its temporary file; the final name was never touched.
-        With the server gone, the hidden temporary file may stay (listings skip it)."""
-        raw.abort()
-        with suppress(Exception):
-            stream.close()  # what it still buffers has nowhere to go now
-        try:
-            self._run("removing the partial upload", None, lambda sftp: sftp.remove(self._full(temporary)))
-        except (ConnectorError, FileNotFoundError) as error:
-            log.warning("%s: could not remove the partial upload %s: %s", self.connector.connector_name, temporary, error)
-
-    def delete(self, path: str) -> None:
-        rel = clean_path(path)
-        self._run(f"deleting {rel!r}", rel, lambda sftp: sftp.remove(self._full(rel)))
+    def _remove(self, sftp: paramiko.SFTPClient, path: str) -> None:
+        sftp.remove(self._full(path))
 
 
 class _Download(io.RawIOBase):
@@ -584,15 +483,17 @@ class _Upload(io.RawIOBase):
             raise self._fail(error) from error
 
 
-def _file_info(path: str, attributes: paramiko.SFTPAttributes) -> FileInfo:
-    modified = datetime.fromtimestamp(attributes.st_mtime, timezone.utc) if attributes.st_mtime is not None else None
-    return FileInfo(path, attributes.st_size or 0, modified)
+def _entry(name: str, attributes: paramiko.SFTPAttributes) -> Entry:
+    mode = attributes.st_mode or 0
+    kind = "folder" if stat_mode.S_ISDIR(mode) else "file" if stat_mode.S_ISREG(mode) else "link" if stat_mode.S_ISLNK(mode) else "other"
+    return Entry(name, kind, attributes.st_size or 0, _modified(attributes))
+
+
+def _modified(attributes: paramiko.SFTPAttributes) -> Optional[datetime]:
+    return datetime.fromtimestamp(attributes.st_mtime, timezone.utc) if attributes.st_mtime is not None else None
 
 
 def _key_type(algorithm: str) -> str:
     """The key type a host key algorithm uses: RSA keys sign as rsa-sha2-256/512."""
     return "ssh-rsa" if algorithm.startswith("rsa-sha2-") else algorithm
 
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}{'' if number == 1 else 's'}"

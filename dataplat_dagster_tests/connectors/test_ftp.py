@@ -1,13 +1,10 @@
 """The FTP connector against real pyftpdlib servers (plain FTP and explicit FTPS)."""
 
-import hashlib
 import logging
 import socket
-import tracemalloc
 import uuid
 from datetime import datetime, timedelta, timezone
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
@@ -17,10 +14,10 @@ from dataplat_dagster.connectors.ftp import FtpConnector
 from dataplat_dagster.connectors.models import FtpConnectorSpec
 from dataplat_dagster.connectors.registry import open_connector
 from dataplat_dagster.errors import ConnectorError
+from dataplat_dagster_tests.connectors.storetests import MB, failure, sha256_of, stream_up_and_down, write_killing_the_server, write_then_fail_halfway
 from dataplat_dagster_tests.servers.ftp import start_ftp
 from dataplat_dagster_tests.servers.ports import free_port
 
-MB = 1024 * 1024
 ALL_STEPS = ["resolve", "connect", "authenticate", "root", "list", "read", "write", "delete"]
 
 
@@ -47,33 +44,6 @@ def folder(ftp_server) -> str:
     name = f"t-{uuid.uuid4().hex[:8]}"
     (ftp_server.root / name).mkdir()
     return name
-
-
-def failure(report):
-    failed = report.failed_step
-    assert failed is not None, report.to_json()
-    return failed.step, failed.message
-
-
-def chunks(count: int, size: int = MB):
-    """``count`` pseudo-random chunks made on demand (never all in memory), and their digest."""
-    digest = hashlib.sha256()
-
-    def generate():
-        for index in range(count):
-            chunk = hashlib.shake_256(index.to_bytes(4, "big")).digest(size)
-            digest.update(chunk)
-            yield chunk
-
-    return generate(), digest
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(MB):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- the check ---------------------------------------------------------------------------
@@ -255,33 +225,18 @@ def test_closing_a_download_early_leaves_the_session_usable(ftp_server, folder, 
 
 
 def test_fifty_megabytes_stream_up_and_down_in_flat_memory(ftp_server, folder, make_connector):
-    source, sent = chunks(50)
-    received = hashlib.sha256()
     with make_connector(ftp_server, root=folder).open_store() as store:
-        tracemalloc.start()
-        try:
-            with store.write("big/fifty.bin") as stream:
-                for chunk in source:
-                    stream.write(chunk)
-            with store.open_read("big/fifty.bin") as stream:
-                while block := stream.read(MB):
-                    received.update(block)
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
+        sent, received, _, upload_peak, download_peak = stream_up_and_down(store, "big/fifty.bin", 50)
+        peak = max(upload_peak, download_peak)
         assert store.stat("big/fifty.bin").size == 50 * MB
-    assert sha256_of(ftp_server.root / folder / "big" / "fifty.bin") == sent.hexdigest() == received.hexdigest()
+    assert sha256_of(ftp_server.root / folder / "big" / "fifty.bin") == sent == received
     assert peak < 8 * MB, f"peak {peak / MB:.1f} MB"
 
 
 def test_an_error_inside_the_write_block_keeps_the_old_file(ftp_server, folder, make_connector):
     with make_connector(ftp_server, root=folder).open_store() as store:
-        with store.write("report.csv") as stream:
-            stream.write(b"old content\n")
         with pytest.raises(RuntimeError, match="halfway"):
-            with store.write("report.csv") as stream:
-                stream.write(b"new content that never completes" * 100_000)
-                raise RuntimeError("halfway")
+            write_then_fail_halfway(store, "report.csv")
         assert (ftp_server.root / folder / "report.csv").read_bytes() == b"old content\n"
         assert sorted(path.name for path in (ftp_server.root / folder).iterdir()) == ["report.csv"]  # no temporary left
         assert [info.path for info in store.list()] == ["report.csv"]  # the session goes on
@@ -290,13 +245,8 @@ def test_an_error_inside_the_write_block_keeps_the_old_file(ftp_server, folder, 
 def test_killing_the_server_during_a_write_leaves_no_file_at_the_final_name(tmp_path, make_connector):
     with start_ftp(tmp_path / "dying") as server:
         connector = make_connector(server, retries=1)
-        source, _ = chunks(200)
         with connector.open_store() as store, pytest.raises(ConnectorError, match="broke off|failed|did not confirm") as raised:
-            with store.write("out/cut.bin") as stream:
-                for index, chunk in enumerate(source):
-                    stream.write(chunk)
-                    if index == 5:
-                        server.kill()
+            write_killing_the_server(store, server, "out/cut.bin")
         assert server.password not in str(raised.value)
         assert not (server.root / "out" / "cut.bin").exists()
         left = [path.name for path in (server.root / "out").iterdir()]

@@ -3,7 +3,6 @@
 import hashlib
 import json
 import time
-import tracemalloc
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -15,10 +14,10 @@ from google.cloud import storage
 from dataplat_dagster.connectors.gcs import GcsConnector
 from dataplat_dagster.connectors.models import GcsConnectorSpec
 from dataplat_dagster.errors import ConnectorError
+from dataplat_dagster_tests.connectors.storetests import MB, chunks, stream_up_and_down
 from dataplat_dagster_tests.servers.gcs import start_gcs
 from dataplat_dagster_tests.servers.ports import free_port
 
-MB = 1024 * 1024
 ALL_STEPS = ["resolve", "connect", "authenticate", "bucket", "list", "read", "write", "delete"]
 
 
@@ -53,19 +52,6 @@ def connector(gcs, monkeypatch, tmp_path) -> GcsConnector:
 
 def names(server) -> list[str]:
     return sorted(blob.name for blob in bare_bucket(server).list_blobs())
-
-
-def chunks(count: int, size: int = MB):
-    """``count`` pseudo-random chunks made on demand (never all in memory), and their digest."""
-    digest = hashlib.sha256()
-
-    def generate():
-        for index in range(count):
-            chunk = hashlib.shake_256(index.to_bytes(4, "big")).digest(size)
-            digest.update(chunk)
-            yield chunk
-
-    return generate(), digest
 
 
 def service_account_key(token_uri: str) -> str:
@@ -241,28 +227,12 @@ def test_default_credentials_go_through_dagster_gcps_resource(gcs, monkeypatch, 
 
 
 def test_fifty_megabytes_stream_up_and_down_in_flat_memory(gcs, connector):
-    source, sent = chunks(50)
     with connector.open_store() as store:
-        tracemalloc.start()
-        try:
-            with store.write("big/blob.bin") as target:
-                for chunk in source:
-                    target.write(chunk)
-            _, upload_peak = tracemalloc.get_traced_memory()
-            tracemalloc.reset_peak()
-            received = hashlib.sha256()
-            size = 0
-            with store.open_read("big/blob.bin") as stream:
-                while chunk := stream.read(MB):
-                    received.update(chunk)
-                    size += len(chunk)
-            _, download_peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        sent, received, size, upload_peak, download_peak = stream_up_and_down(store, "big/blob.bin", 50)
         info = store.stat("big/blob.bin")
 
     assert size == info.size == 50 * MB
-    assert received.hexdigest() == sent.hexdigest()
+    assert received == sent
     # One 8 MiB chunk is held while writing (the library's buffer copies it once), a few
     # 4 MiB ranges while reading.
     assert upload_peak < 20 * MB, upload_peak

@@ -6,7 +6,6 @@ import ssl
 import subprocess
 import threading
 import time
-import tracemalloc
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
@@ -16,10 +15,10 @@ from dagster import EnvVar
 from dataplat_dagster.connectors.models import S3ConnectorSpec
 from dataplat_dagster.connectors.s3 import S3Connector
 from dataplat_dagster.errors import ConnectorError
+from dataplat_dagster_tests.connectors.storetests import MB, chunks, stream_up_and_down
 from dataplat_dagster_tests.servers.ports import free_port
 from dataplat_dagster_tests.servers.s3 import start_s3
 
-MB = 1024 * 1024
 ALL_STEPS = ["resolve", "connect", "authenticate", "bucket", "list", "read", "write", "delete"]
 
 
@@ -48,19 +47,6 @@ def connector(s3, monkeypatch, tmp_path) -> S3Connector:
 
 def keys(server) -> list[str]:
     return sorted(item["Key"] for item in server.client().list_objects_v2(Bucket=server.bucket).get("Contents", []))
-
-
-def chunks(count: int, size: int = MB):
-    """``count`` pseudo-random chunks made on demand (never all in memory), and their digest."""
-    digest = hashlib.sha256()
-
-    def generate():
-        for index in range(count):
-            chunk = hashlib.shake_256(index.to_bytes(4, "big")).digest(size)
-            digest.update(chunk)
-            yield chunk
-
-    return generate(), digest
 
 
 def outcomes(report) -> dict[str, str]:
@@ -315,28 +301,12 @@ def test_listing_pages_beyond_a_thousand_keys(s3, connector):
 
 
 def test_fifty_megabytes_stream_up_and_down_in_flat_memory(s3, connector):
-    source, sent = chunks(50)
     with connector.open_store() as store:
-        tracemalloc.start()
-        try:
-            with store.write("big/blob.bin") as target:
-                for chunk in source:
-                    target.write(chunk)
-            _, upload_peak = tracemalloc.get_traced_memory()
-            tracemalloc.reset_peak()
-            received = hashlib.sha256()
-            size = 0
-            with store.open_read("big/blob.bin") as stream:
-                while chunk := stream.read(MB):
-                    received.update(chunk)
-                    size += len(chunk)
-            _, download_peak = tracemalloc.get_traced_memory()
-        finally:
-            tracemalloc.stop()
+        sent, received, size, upload_peak, download_peak = stream_up_and_down(store, "big/blob.bin", 50)
         info = store.stat("big/blob.bin")
 
     assert size == info.size == 50 * MB
-    assert received.hexdigest() == sent.hexdigest()
+    assert received == sent
     # At most one part (8 MiB, plus the chunk that filled it) is held while writing.
     assert upload_peak < 12 * MB, upload_peak
     assert download_peak < 5 * MB, download_peak
