@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dataplat_dagster.catalog.csv_options import CsvOptions
 from dataplat_dagster.connectors.models import ConnectorSpec
+from dataplat_dagster.datasources.models import DatasourceSpec
 from dataplat_dagster.workspace import NAME_PATTERN, NAME_RULE
 
 Origin = Literal["file_upload", "datasource", "pipeline_output", "pipeline_intermediate"]
@@ -20,18 +22,6 @@ RESERVED_RESOURCE_KEYS = ("io_manager", "dataplat_datasets")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class CsvOptions(_Strict):
-    """Overrides of the detected dialect; anything left out is detected."""
-
-    sep: str | None = Field(None, description="Field separator, e.g. ',', ';', '\\t', '|'.")
-    decimal: Literal[".", ","] | None = Field(None, description="Decimal separator.")
-    thousands: str | None = Field(None, description="Thousands separator; '' means none.")
-    encoding: str | None = Field(None, description="Text encoding, any Python codec name.")
-    header: bool | None = Field(None, description="Whether the first row holds the column names.")
-    quotechar: str | None = Field(None, description="Quote character.")
-    date_format: str | None = Field(None, description="strptime format of date columns, e.g. '%d/%m/%Y'.")
 
 
 class FileSource(_Strict):
@@ -53,6 +43,7 @@ class ProjectCatalog(_Strict):
     description: str | None = None
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     connectors: dict[str, ConnectorSpec] = Field(default_factory=dict)
+    datasources: dict[str, DatasourceSpec] = Field(default_factory=dict)
 
     def connector_dependants(self, connector: str) -> list[str]:
         """The catalog objects that read or write through ``connector`` ("datasource sales", ...)."""
@@ -63,7 +54,27 @@ class ProjectCatalog(_Strict):
                     dependants.append(f"{kind[:-1]} {name!r}")
         return dependants
 
-    @field_validator("datasets", "connectors")
+    def datasource_dependants(self, datasource: str) -> list[str]:
+        """The datasets that are snapshots of ``datasource``."""
+        return [f"dataset {name!r}" for name, spec in self.datasets.items() if spec.datasource == datasource]
+
+    @model_validator(mode="after")
+    def _datasources_fit_their_connectors(self) -> "ProjectCatalog":
+        for name, spec in self.datasources.items():
+            connector = self.connectors.get(spec.connector)
+            if connector is None:
+                known = ", ".join(sorted(self.connectors)) or "none yet"
+                raise ValueError(f"datasource {name!r} names the connector {spec.connector!r}, which does not exist (connectors: {known})")
+            if connector.type == "sql" and spec.kind == "path":
+                raise ValueError(f"datasource {name!r} reads a path, but {spec.connector!r} is a SQL connector: give a table or a query")
+            if connector.type != "sql" and spec.kind != "path":
+                raise ValueError(f"datasource {name!r} reads a {spec.kind}, but {spec.connector!r} is a {connector.type} connector: give a path")
+        for name, spec in self.datasets.items():
+            if spec.datasource and spec.datasource not in self.datasources:
+                raise ValueError(f"dataset {name!r} is a snapshot of the datasource {spec.datasource!r}, which does not exist")
+        return self
+
+    @field_validator("datasets", "connectors", "datasources")
     @classmethod
     def _names_are_valid(cls, entries: dict, info) -> dict:
         kind = info.field_name.rstrip("s")

@@ -7,14 +7,12 @@ from pathlib import Path
 import click
 
 from dataplat_dagster.catalog import load_catalog
-from dataplat_dagster.catalog.models import ORIGINS, CsvOptions
+from dataplat_dagster.catalog.models import ORIGINS
 from dataplat_dagster.cli.context import CliContext, pass_context
+from dataplat_dagster.cli.csv_flags import csv_flags, csv_options
 from dataplat_dagster.cli.output import elapsed, human_count, human_size, plural, print_json, print_table, warn
 from dataplat_dagster.cli.show import show_profile
 from dataplat_dagster.errors import DataplatError
-
-SEPARATOR_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
-
 
 @click.group()
 def dataset() -> None:
@@ -24,13 +22,7 @@ def dataset() -> None:
 @dataset.command("import")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--name", required=True, help="Name of the dataset (letters, digits, underscores).")
-@click.option("--sep", help="Field separator (',', ';', 'tab', '|', ...). Default: detected.")
-@click.option("--decimal", type=click.Choice([".", ","]), help="Decimal separator. Default: detected.")
-@click.option("--thousands", help="Thousands separator ('' for none). Default: detected.")
-@click.option("--encoding", help="Text encoding (utf-8, cp1252, utf-16, ...). Default: detected.")
-@click.option("--no-header", is_flag=True, help="The first row is data: columns are named column_1, column_2, ...")
-@click.option("--quotechar", help="Quote character. Default: detected.")
-@click.option("--date-format", help="strptime format of date columns, e.g. '%d/%m/%Y'. Default: detected.")
+@csv_flags
 @click.option("--replace", is_flag=True, help="Replace an existing dataset of this name with this file.")
 @click.option("--no-wait", is_flag=True, help="Return as soon as the run is submitted.")
 @click.option("--no-profile", is_flag=True, help="Skip statistics, plots and the report (faster).")
@@ -42,11 +34,7 @@ def dataset_import(ctx: CliContext, path: Path, name: str, sep, decimal, thousan
     from dataplat_dagster import runs
     from dataplat_dagster.datasets.importing import finish_import, start_import
 
-    options = CsvOptions(
-        sep=SEPARATOR_NAMES.get(sep, sep) if sep is not None else None,
-        decimal=decimal, thousands=thousands, encoding=encoding,
-        header=False if no_header else None, quotechar=quotechar, date_format=date_format,
-    )
+    options = csv_options(sep, decimal, thousands, encoding, no_header, quotechar, date_format)
     project, instance = ctx.project, ctx.instance()
     started = start_import(instance, project, name, path, options, replace=replace,
                            profile=not no_profile, wait=not no_wait)

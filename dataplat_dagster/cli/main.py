@@ -13,6 +13,7 @@ import click
 
 from dataplat_dagster.cli.connector import connector
 from dataplat_dagster.cli.context import CliContext
+from dataplat_dagster.cli.datasource import datasource
 from dataplat_dagster.cli.dataset import dataset
 from dataplat_dagster.cli.project import dev, init, project
 from dataplat_dagster.errors import DataplatError
@@ -32,6 +33,7 @@ cli.add_command(init)
 cli.add_command(project)
 cli.add_command(dataset)
 cli.add_command(connector)
+cli.add_command(datasource)
 cli.add_command(dev)
 
 

@@ -196,13 +196,37 @@ class SqlConnector(ConnectorResource):
             reader = cursor.fetch_record_batch()
         except Exception as error:
             stack.close()
-            raise self.fail("the query failed", error) from None
+            raise self.fail(f"the query failed: {_short(error)}") from None
+
+        schema = self._numeric_types(query, database, reader.schema)
 
         def batches():
             with stack:
-                yield from reader
+                for batch in reader:
+                    yield batch if schema is reader.schema else _cast_numeric(batch, schema)
 
-        return pa.RecordBatchReader.from_batches(reader.schema, batches())
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def _numeric_types(self, query: str, database: Optional[str], schema):
+        """ADBC hands PostgreSQL's ``numeric`` over as opaque text. Its declared precision
+        and scale (from a zero-row describe) make it ``decimal128(p, s)``; an unconstrained
+        ``numeric`` becomes float64, the nearest Arrow type without a fixed scale."""
+        import pyarrow as pa
+        from sqlalchemy import text
+
+        opaque = [i for i, f in enumerate(schema) if isinstance(f.type, pa.BaseExtensionType) and getattr(f.type, "type_name", "") == "numeric"]
+        if not opaque:
+            return schema
+        with self.connect(database) as connection:
+            description = connection.execute(text(f"SELECT * FROM ({query}) AS dataplat_describe LIMIT 0")).cursor.description
+        fields = list(schema)
+        for index in opaque:
+            precision, scale = description[index][4], description[index][5]
+            if precision and 0 < precision <= 38:
+                fields[index] = pa.field(fields[index].name, pa.decimal128(precision, scale or 0))
+            else:
+                fields[index] = pa.field(fields[index].name, pa.float64())
+        return pa.schema(fields)
 
     def _adbc_write(self, table: str, reader, schema: Optional[str], database: Optional[str], mode: WriteMode) -> int:
         with self.adbc_connection(database) as connection, connection.cursor() as cursor:
@@ -226,7 +250,7 @@ class SqlConnector(ConnectorResource):
             result = connection.execution_options(stream_results=True, max_row_buffer=batch_rows).execute(text(query))
         except Exception as error:
             stack.close()
-            raise self.fail("the query failed", error) from None
+            raise self.fail(f"the query failed: {_short(error)}") from None
         names = list(result.keys())
         rows = result.fetchmany(batch_rows)
         if not rows:
@@ -447,6 +471,17 @@ def _rows_to_batch(names: list[str], rows):
 
     columns = list(zip(*rows)) if rows else [[] for _ in names]
     return pa.RecordBatch.from_arrays([pa.array(list(column)) for column in columns], names=names)
+
+
+def _cast_numeric(batch, schema):
+    import pyarrow as pa
+
+    columns = []
+    for column, field in zip(batch.columns, schema):
+        if isinstance(column.type, pa.BaseExtensionType):
+            column = column.storage.cast(field.type)
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _conform(schema, batches):

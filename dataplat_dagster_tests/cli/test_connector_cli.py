@@ -10,7 +10,6 @@ from pathlib import Path
 import yaml
 
 from dataplat_dagster.catalog import load_catalog
-from dataplat_dagster.catalog.models import ProjectCatalog
 from dataplat_dagster_tests.servers.ports import free_port
 
 PASSWORD_VAR = "SHOP_WAREHOUSE_PASSWORD"
@@ -125,24 +124,17 @@ def test_edit_unset_and_delete(cli_workspace):
     assert missing.code == 1 and "has no connector 'files'" in missing.stderr
 
 
-def test_a_connector_in_use_cannot_be_deleted():
-    """Datasources and exporters (later parts of the catalog) name their connector."""
-
-    class Uses:
-        def __init__(self, connector):
-            self.connector = connector
-
-    class CatalogWithUsers(ProjectCatalog):
-        datasources: dict = {}
-        exporters: dict = {}
-
-    catalog = CatalogWithUsers(
-        connectors={"lake": {"type": "s3", "bucket": "lake"}},
-        datasources={"orders": Uses("lake"), "other": Uses("else")},
-        exporters={"scores": Uses("lake")},
-    )
-    assert catalog.connector_dependants("lake") == ["datasource 'orders'", "exporter 'scores'"]
-    assert catalog.connector_dependants("else") == ["datasource 'other'"]
+def test_a_connector_in_use_cannot_be_deleted(cli_workspace):
+    ws = cli_workspace
+    sqlite3.connect(ws.project_dir / "shop.db").execute("CREATE TABLE orders (id INTEGER)")
+    ws.run("connector", "create", "sql", "shop_db", "--dialect", "sqlite", "--database", "shop.db")
+    ws.run("datasource", "create", "orders", "--connector", "shop_db", "--table", "orders")
+    refused = ws.run("connector", "delete", "shop_db", "--yes", check=False)
+    assert refused.code == 1 and "Connector 'shop_db' is used by datasource 'orders'" in refused.stderr
+    assert ws.run("connector", "list", "--json").json()[0]["used_by"] == ["datasource 'orders'"]
+    ws.run("datasource", "delete", "orders", "--yes")
+    ws.run("connector", "delete", "shop_db", "--yes")
+    assert load_catalog(ws.project_dir / "dataplat.yaml").connectors == {}
 
 
 USERS_JOB = """

@@ -1,0 +1,192 @@
+"""``dataplat datasource ...``: create, list, show, delete and test datasources.
+
+A datasource is an entry under ``datasources:`` in the project's catalog: a connector and
+what to read through it (a table or a query, or a file's path).
+"""
+
+from __future__ import annotations
+
+import click
+
+from dataplat_dagster.catalog import edit_catalog, load_catalog
+from dataplat_dagster.catalog.models import ProjectCatalog
+from dataplat_dagster.cli.context import CliContext, pass_context
+from dataplat_dagster.cli.csv_flags import csv_flags, csv_options
+from dataplat_dagster.cli.output import human_count, print_json, print_table
+from dataplat_dagster.datasources.models import DatasourceSpec
+from dataplat_dagster.errors import CatalogError, DataplatError
+
+
+@click.group()
+def datasource() -> None:
+    """Datasources: a table, a query or a file, read through a connector."""
+
+
+@datasource.command("create")
+@click.argument("name")
+@click.option("--connector", required=True, help="The connector to read through.")
+@click.option("--database", help="SQL: the database, if not the connector's default.")
+@click.option("--table", help="SQL: the table, optionally schema-qualified (sales.orders).")
+@click.option("--query", help='SQL: a query, e.g. "SELECT id, total FROM orders WHERE total > 0".')
+@click.option("--path", help="FTP/SFTP/S3/GCS: the file's path from the store's root (CSV, TSV, .csv.gz, zip of one CSV, Parquet).")
+@csv_flags
+@click.option("--schedule", help="Cron schedule of its snapshot datasets, e.g. '0 6 * * *'.")
+@click.option("--drift-policy", type=click.Choice(["warn", "fail"]), default="warn", show_default=True, help="What a changed column schema between snapshots does.")
+@click.option("--incremental-by", metavar="COLUMN", help="SQL: a cursor column; a refresh fetches only rows past the last one.")
+@click.option("--description", help="What the datasource is.")
+@click.option("--dry-run", is_flag=True, help="Test it and print the result; save nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the test result as JSON (with --dry-run).")
+@pass_context
+def datasource_create(ctx: CliContext, name: str, connector: str, database, table, query, path, sep, decimal, thousands, encoding,
+                      no_header, quotechar, date_format, schedule, drift_policy, incremental_by, description, dry_run: bool, as_json: bool) -> None:
+    """Create datasource NAME; --dry-run tests it without saving."""
+    from dataplat_dagster.workspace import check_name
+
+    check_name("datasource", name)
+    values = {
+        "connector": connector, "database": database, "table": table, "query": query, "path": path,
+        "schedule": schedule, "drift_policy": drift_policy, "incremental_by": incremental_by, "description": description,
+        "options": csv_options(sep, decimal, thousands, encoding, no_header, quotechar, date_format).model_dump(exclude_none=True),
+    }
+    catalog = load_catalog(ctx.project.catalog_path)
+    spec = _validate(catalog, name, {key: value for key, value in values.items() if value not in (None, {})})
+    if dry_run:
+        _probe_and_print(ctx, _with(catalog, name, spec), name, as_json)
+        return
+    with edit_catalog(ctx.project.catalog_path) as catalog:
+        if name in catalog.datasources:
+            raise CatalogError(f"Datasource {name!r} already exists in project {ctx.project.name!r}: delete it first, or choose another name.")
+        catalog.datasources[name] = spec
+    click.echo(f"Created datasource {name!r}: {spec.kind} {spec.target()} through connector {connector!r}.")
+    click.echo(f"Test it with: dataplat datasource test {name}")
+
+
+@datasource.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the datasources as JSON.")
+@pass_context
+def datasource_list(ctx: CliContext, as_json: bool) -> None:
+    """List the project's datasources."""
+    catalog = load_catalog(ctx.project.catalog_path)
+    entries = [_summary(catalog, name, spec) for name, spec in sorted(catalog.datasources.items())]
+    if as_json:
+        print_json(entries)
+        return
+    if not entries:
+        click.echo(f"Project {ctx.project.name!r} has no datasources yet: create one with `dataplat datasource create NAME --connector C ...`.")
+        return
+    print_table(["name", "connector", "kind", "reads", "schedule", "used by"],
+                [[e["name"], e["connector"], e["kind"], e["target"], e["schedule"], ", ".join(e["used_by"]) or "-"] for e in entries])
+
+
+@datasource.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the datasource as JSON.")
+@pass_context
+def datasource_show(ctx: CliContext, name: str, as_json: bool) -> None:
+    """Show datasource NAME's settings."""
+    catalog = load_catalog(ctx.project.catalog_path)
+    entry = _summary(catalog, name, _find(catalog, ctx, name))
+    if as_json:
+        print_json(entry)
+        return
+    click.echo(f"Datasource {name!r}: {entry['kind']} {entry['target']} through connector {entry['connector']!r}")
+    for key, value in entry["settings"].items():
+        click.echo(f"  {key.ljust(14)}  {value}")
+    click.echo(f"  {'used by'.ljust(14)}  {', '.join(entry['used_by']) or '-'}")
+
+
+@datasource.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@pass_context
+def datasource_delete(ctx: CliContext, name: str, yes: bool) -> None:
+    """Delete datasource NAME, unless a dataset is a snapshot of it (the source is never touched)."""
+    catalog = load_catalog(ctx.project.catalog_path)
+    _find(catalog, ctx, name)
+    _refuse_if_used(catalog, name)
+    if not yes:
+        if not click.get_text_stream("stdin").isatty():
+            raise DataplatError(f"Deleting datasource {name!r} needs confirmation: pass --yes.")
+        click.confirm(f"Delete datasource {name!r}?", abort=True)
+    with edit_catalog(ctx.project.catalog_path) as catalog:
+        _refuse_if_used(catalog, name)
+        del catalog.datasources[name]
+    click.echo(f"Deleted datasource {name!r}.")
+
+
+@datasource.command("test")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def datasource_test(ctx: CliContext, name: str, as_json: bool) -> None:
+    """Read datasource NAME's schema, row estimate and first rows, without importing."""
+    catalog = load_catalog(ctx.project.catalog_path)
+    _find(catalog, ctx, name)
+    _probe_and_print(ctx, catalog, name, as_json)
+
+
+def _probe_and_print(ctx: CliContext, catalog: ProjectCatalog, name: str, as_json: bool) -> None:
+    from dataplat_dagster.datasources.probe import probe_datasource
+
+    probe = probe_datasource(ctx.project.dir, catalog, name)
+    if as_json:
+        print_json(probe.to_json())
+        return
+    click.echo(f"Datasource {name!r}: {probe.kind} {probe.target} through connector {probe.connector!r}, read in {probe.seconds:.2f} s")
+    if probe.file:
+        click.echo(f"  file: {human_count(probe.file['size'])} bytes, modified {probe.file['modified'] or '-'}")
+    if probe.dialect:
+        from dataplat_dagster.datasets.dialect import Dialect
+
+        click.echo(f"  dialect: {Dialect.from_json(probe.dialect).describe()}")
+    estimate = "unknown" if probe.row_estimate is None else ("" if probe.row_estimate_exact else "about ") + human_count(probe.row_estimate)
+    click.echo(f"  rows: {estimate}")
+    click.echo(f"  columns ({len(probe.columns)}): " + ", ".join(f"{c['name']} {c['type']}" for c in probe.columns))
+    if probe.sample:
+        click.echo("  first rows:")
+        names = [column["name"] for column in probe.columns]
+        print_table(names, [[row.get(column) for column in names] for row in probe.sample])
+
+
+def _validate(catalog: ProjectCatalog, name: str, data: dict) -> DatasourceSpec:
+    from pydantic import ValidationError
+
+    try:
+        spec = DatasourceSpec.model_validate(data)
+        ProjectCatalog.model_validate({**catalog.model_dump(), "datasources": {**catalog.model_dump()["datasources"], name: spec.model_dump()}})
+    except ValidationError as error:
+        problems = []
+        for problem in error.errors():
+            field = [str(part) for part in problem["loc"] if str(part) not in ("datasources", name)]
+            message = problem["msg"].removeprefix("Value error, ")
+            problems.append(f"--{field[0].replace('_', '-')}: {message}" if field else message)
+        raise click.UsageError(f"datasource {name!r} is not valid: " + "; ".join(problems)) from None
+    return spec
+
+
+def _with(catalog: ProjectCatalog, name: str, spec: DatasourceSpec) -> ProjectCatalog:
+    """The catalog as it would be with ``spec`` saved, for --dry-run."""
+    return catalog.model_copy(update={"datasources": {**catalog.datasources, name: spec}})
+
+
+def _find(catalog: ProjectCatalog, ctx: CliContext, name: str) -> DatasourceSpec:
+    try:
+        return catalog.datasources[name]
+    except KeyError:
+        known = ", ".join(sorted(catalog.datasources)) or "none yet"
+        raise CatalogError(f"Project {ctx.project.name!r} has no datasource {name!r} (its datasources: {known}).") from None
+
+
+def _refuse_if_used(catalog: ProjectCatalog, name: str) -> None:
+    dependants = catalog.datasource_dependants(name)
+    if dependants:
+        raise CatalogError(f"Datasource {name!r} is used by {', '.join(dependants)}: delete those first.")
+
+
+def _summary(catalog: ProjectCatalog, name: str, spec: DatasourceSpec) -> dict:
+    settings = spec.model_dump(mode="json", exclude_defaults=True)
+    return {
+        "name": name, "connector": spec.connector, "kind": spec.kind, "target": spec.target(),
+        "schedule": spec.schedule, "drift_policy": spec.drift_policy, "settings": settings,
+        "used_by": catalog.datasource_dependants(name),
+    }
