@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from dataplat_dagster.catalog import edit_catalog, load_catalog
 from dataplat_dagster.cli.context import CliContext, pass_context
-from dataplat_dagster.cli.output import print_json, print_table
+from dataplat_dagster.cli.output import confirm_delete, print_json, print_table
 from dataplat_dagster.connectors.models import CONNECTOR_TYPES, SECRET_FIELDS, SPEC_BY_TYPE
 from dataplat_dagster.connectors.secrets import MASK
 from dataplat_dagster.errors import CatalogError, ConnectorError, DataplatError
@@ -180,10 +180,7 @@ def connector_delete(ctx: CliContext, name: str, yes: bool) -> None:
     catalog = load_catalog(ctx.project.catalog_path)
     _find(catalog, ctx, name)
     _refuse_if_used(catalog, name)
-    if not yes:
-        if not click.get_text_stream("stdin").isatty():
-            raise DataplatError(f"Deleting connector {name!r} needs confirmation: pass --yes.")
-        click.confirm(f"Delete connector {name!r}?", abort=True)
+    confirm_delete(f"connector {name!r}", f"Delete connector {name!r}?", yes)
     with edit_catalog(ctx.project.catalog_path) as catalog:
         _refuse_if_used(catalog, name)  # again, under the lock: a datasource may have appeared
         del catalog.connectors[name]

@@ -10,7 +10,7 @@ from dataplat_dagster.catalog import load_catalog
 from dataplat_dagster.catalog.models import ORIGINS
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.csv_flags import csv_flags, csv_options
-from dataplat_dagster.cli.output import elapsed, human_count, human_size, plural, print_json, print_table, warn
+from dataplat_dagster.cli.output import confirm_delete, elapsed, human_count, human_size, plural, print_json, print_table, warn
 from dataplat_dagster.cli.show import show_profile
 from dataplat_dagster.errors import DataplatError
 
@@ -146,10 +146,7 @@ def dataset_delete(ctx: CliContext, name: str, yes: bool) -> None:
     from dataplat_dagster.datasets.manage import delete_dataset
 
     info = _find_info(ctx, name)
-    if not yes:
-        if not click.get_text_stream("stdin").isatty():
-            raise DataplatError(f"Deleting {name!r} needs confirmation: pass --yes.")
-        click.confirm(f"Delete dataset {name!r} and its stored data?", abort=True)
+    confirm_delete(f"{name!r}", f"Delete dataset {name!r} and its stored data?", yes)
     if info.status == "parsing":
         warn(f"run {info.run_id} is still parsing {name!r}; it will fail once the files are gone.")
     delete_dataset(ctx.instance(), ctx.project, name)

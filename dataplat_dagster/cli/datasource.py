@@ -12,9 +12,9 @@ from dataplat_dagster.catalog import edit_catalog, load_catalog
 from dataplat_dagster.catalog.models import ProjectCatalog
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.csv_flags import csv_flags, csv_options
-from dataplat_dagster.cli.output import human_count, print_json, print_table
+from dataplat_dagster.cli.output import confirm_delete, human_count, print_json, print_table
 from dataplat_dagster.datasources.models import DatasourceSpec
-from dataplat_dagster.errors import CatalogError, DataplatError
+from dataplat_dagster.errors import CatalogError
 
 
 @click.group()
@@ -104,10 +104,7 @@ def datasource_delete(ctx: CliContext, name: str, yes: bool) -> None:
     catalog = load_catalog(ctx.project.catalog_path)
     _find(catalog, ctx, name)
     _refuse_if_used(catalog, name)
-    if not yes:
-        if not click.get_text_stream("stdin").isatty():
-            raise DataplatError(f"Deleting datasource {name!r} needs confirmation: pass --yes.")
-        click.confirm(f"Delete datasource {name!r}?", abort=True)
+    confirm_delete(f"datasource {name!r}", f"Delete datasource {name!r}?", yes)
     with edit_catalog(ctx.project.catalog_path) as catalog:
         _refuse_if_used(catalog, name)
         del catalog.datasources[name]

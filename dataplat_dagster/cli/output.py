@@ -43,6 +43,17 @@ def plural(count: int | None, noun: str) -> str:
     return f"{human_count(count)} {noun}{'' if count == 1 else 's'}"
 
 
+def confirm_delete(what: str, question: str, yes: bool) -> None:
+    """Ask on a terminal; elsewhere, without ``--yes``, refuse: a script never deletes by accident."""
+    if yes:
+        return
+    if not click.get_text_stream("stdin").isatty():
+        from dataplat_dagster.errors import DataplatError
+
+        raise DataplatError(f"Deleting {what} needs confirmation: pass --yes.")
+    click.confirm(question, abort=True)
+
+
 def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 
