@@ -126,6 +126,13 @@ def test_postgres_arrow_round_trip_through_adbc(postgres_server, tmp_path, monke
     assert (empty.num_rows, empty.column_names, str(empty.schema.field("id").type)) == (0, ["id", "name"], "int64")
 
 
+def test_postgres_numeric_reads_as_decimal_or_float(postgres_server, tmp_path, monkeypatch):
+    with sql_connector(tmp_path, monkeypatch, postgres_server.password, **pg_fields(postgres_server)) as connector:
+        table = connector.read_arrow("SELECT 2.25::numeric(6,2) AS fixed, 1.5::numeric AS free, NULL::numeric(4,1) AS empty").read_all()
+    assert [str(field.type) for field in table.schema] == ["decimal128(6, 2)", "double", "decimal128(4, 1)"]
+    assert table.to_pylist() == [{"fixed": Decimal("2.25"), "free": 1.5, "empty": None}]
+
+
 def test_postgres_query_error_names_the_cause(postgres_server, tmp_path, monkeypatch):
     with sql_connector(tmp_path, monkeypatch, postgres_server.password, **pg_fields(postgres_server)) as connector:
         with pytest.raises(ConnectorError) as raised:
