@@ -129,6 +129,8 @@ class Checker:
 
     def _record(self, step: str, outcome: Outcome, started: float, message: str) -> None:
         seconds = round(time.perf_counter() - started, 4)
+        # The report already names the connector: its errors need not say it again.
+        message = message.removeprefix(f"Connector {self.report.connector!r}: ")
         self.report.steps.append(StepResult(step, outcome, seconds, redact(message, self._secrets)))
 
 

@@ -153,7 +153,7 @@ def test_private_keys_log_in_and_their_problems_are_named(sftp_server, make_conn
     assert sftp_server.key_passphrase not in repr(connector) and "passphrase='***'" in repr(connector)
 
     step, message = failure(make_connector(sftp_server, private_key=encrypted).check())
-    assert (step, message) == ("authenticate", f"Connector 'files': the private key {encrypted} is encrypted: give its passphrase (passphrase_env)")
+    assert (step, message) == ("authenticate", f"the private key {encrypted} is encrypted: give its passphrase (passphrase_env)")
     step, message = failure(make_connector(sftp_server, private_key=encrypted, passphrase="wrong-phrase").check())
     assert step == "authenticate" and "the passphrase is wrong" in message and "wrong-phrase" not in message
     step, message = failure(make_connector(sftp_server, private_key=key + ".pub").check())
