@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dataplat_dagster.catalog.csv_options import CsvOptions
 from dataplat_dagster.connectors.models import ConnectorSpec
 from dataplat_dagster.datasources.models import DatasourceSpec
+from dataplat_dagster.errors import CatalogError
 from dataplat_dagster.workspace import NAME_PATTERN, NAME_RULE
 
 Origin = Literal["file_upload", "datasource", "pipeline_output", "pipeline_intermediate"]
@@ -36,6 +37,15 @@ class DatasetSpec(_Strict):
     datasource: str | None = Field(None, description="The datasource this dataset is a snapshot of.")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     renamed_from: list[str] = Field(default_factory=list, description="Earlier names, newest last.")
+
+
+def find_entry(entries: dict, kind: str, name: str, project: str):
+    """``entries[name]``, or a CatalogError that lists the names there are."""
+    try:
+        return entries[name]
+    except KeyError:
+        known = ", ".join(sorted(entries)) or "none yet"
+        raise CatalogError(f"Project {project!r} has no {kind} {name!r} (its {kind}s: {known}).") from None
 
 
 class ProjectCatalog(_Strict):

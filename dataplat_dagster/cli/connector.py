@@ -12,6 +12,7 @@ import click
 from pydantic import ValidationError
 
 from dataplat_dagster.catalog import edit_catalog, load_catalog
+from dataplat_dagster.catalog.models import find_entry
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.output import confirm_delete, print_json, print_table
 from dataplat_dagster.connectors.models import CONNECTOR_TYPES, SECRET_FIELDS, SPEC_BY_TYPE
@@ -292,11 +293,7 @@ def _validate(type_: str, name: str, data: dict):
 
 
 def _find(catalog, ctx: CliContext, name: str):
-    try:
-        return catalog.connectors[name]
-    except KeyError:
-        known = ", ".join(sorted(catalog.connectors)) or "none yet"
-        raise CatalogError(f"Project {ctx.project.name!r} has no connector {name!r} (its connectors: {known}).") from None
+    return find_entry(catalog.connectors, "connector", name, ctx.project.name)
 
 
 def _refuse_if_used(catalog, name: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from dataplat_dagster.catalog import edit_catalog, load_catalog
-from dataplat_dagster.catalog.models import ProjectCatalog
+from dataplat_dagster.catalog.models import ProjectCatalog, find_entry
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.csv_flags import csv_flags, csv_options
 from dataplat_dagster.cli.output import confirm_delete, human_count, print_json, print_table
@@ -150,7 +150,8 @@ def _validate(catalog: ProjectCatalog, name: str, data: dict) -> DatasourceSpec:
 
     try:
         spec = DatasourceSpec.model_validate(data)
-        ProjectCatalog.model_validate({**catalog.model_dump(), "datasources": {**catalog.model_dump()["datasources"], name: spec.model_dump()}})
+        current = catalog.model_dump()
+        ProjectCatalog.model_validate({**current, "datasources": {**current["datasources"], name: spec.model_dump()}})
     except ValidationError as error:
         problems = []
         for problem in error.errors():
@@ -166,12 +167,8 @@ def _with(catalog: ProjectCatalog, name: str, spec: DatasourceSpec) -> ProjectCa
     return catalog.model_copy(update={"datasources": {**catalog.datasources, name: spec}})
 
 
-def _find(catalog: ProjectCatalog, ctx: CliContext, name: str) -> DatasourceSpec:
-    try:
-        return catalog.datasources[name]
-    except KeyError:
-        known = ", ".join(sorted(catalog.datasources)) or "none yet"
-        raise CatalogError(f"Project {ctx.project.name!r} has no datasource {name!r} (its datasources: {known}).") from None
+def _find(catalog, ctx: CliContext, name: str):
+    return find_entry(catalog.datasources, "datasource", name, ctx.project.name)
 
 
 def _refuse_if_used(catalog: ProjectCatalog, name: str) -> None:

@@ -72,6 +72,11 @@ class ConnectorResource(ConfigurableResource):
     #: The connector type, as in the catalog.
     connector_type: ClassVar[str] = ""
 
+    @staticmethod
+    def common_fields(name: str, spec) -> dict:
+        """The fields every type's ``from_spec`` maps the same way."""
+        return {"connector_name": name, "timeout_s": spec.timeout_s, "retries": spec.retries, "backoff_s": spec.backoff_s}
+
     @abstractmethod
     def check(self, write: bool = False) -> CheckReport:
         """Test the connector step by step; see ``checks``."""

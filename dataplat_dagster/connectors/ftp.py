@@ -53,10 +53,7 @@ class FtpConnector(FileStoreConnector):
     @classmethod
     def from_spec(cls, name: str, spec, project_dir: Path) -> "FtpConnector":
         return cls(
-            connector_name=name,
-            timeout_s=spec.timeout_s,
-            retries=spec.retries,
-            backoff_s=spec.backoff_s,
+            **cls.common_fields(name, spec),
             host=spec.host,
             port=spec.port or 21,
             username=spec.username or "anonymous",

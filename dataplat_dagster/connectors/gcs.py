@@ -67,10 +67,7 @@ class GcsConnector(FileStoreConnector):
     @classmethod
     def from_spec(cls, name: str, spec, project_dir: Path) -> "GcsConnector":
         return cls(
-            connector_name=name,
-            timeout_s=spec.timeout_s,
-            retries=spec.retries,
-            backoff_s=spec.backoff_s,
+            **cls.common_fields(name, spec),
             bucket=spec.bucket,
             prefix=spec.prefix,
             gcp_project=spec.gcp_project,

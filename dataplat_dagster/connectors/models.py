@@ -17,7 +17,6 @@ from dataplat_dagster.connectors.secrets import check_env_name
 EnvName = Annotated[str, AfterValidator(check_env_name)]
 
 CONNECTOR_TYPES = ("sql", "ftp", "sftp", "s3", "gcs")
-STORE_TYPES = ("ftp", "sftp", "s3", "gcs")
 FINGERPRINT_PATTERN = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
 
 # Fields that would hold a secret in plain text, and the reference to use instead.

@@ -70,10 +70,7 @@ class S3Connector(FileStoreConnector):
     @classmethod
     def from_spec(cls, name: str, spec, project_dir: Path) -> "S3Connector":
         return cls(
-            connector_name=name,
-            timeout_s=spec.timeout_s,
-            retries=spec.retries,
-            backoff_s=spec.backoff_s,
+            **cls.common_fields(name, spec),
             bucket=spec.bucket,
             prefix=spec.prefix,
             region=spec.region,

@@ -8,11 +8,8 @@ case a driver echoes a secret back.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
-
-from dataplat_dagster.errors import ConnectorError
 
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MASK = "***"
@@ -25,18 +22,6 @@ def check_env_name(name: str) -> str:
             "(letters, digits, underscores, e.g. WAREHOUSE_PASSWORD), not its value"
         )
     return name
-
-
-def read_env(connector: str, what: str, var: str) -> str:
-    """The value of ``var``, or a message that says which connector needs it for what."""
-    value = os.environ.get(var)
-    if value is None:
-        raise ConnectorError(
-            f"Connector {connector!r} reads its {what} from the environment variable {var}, "
-            f"which is not set: export {var}=... in the environment of the CLI, "
-            "of `dagster dev` and of the code server."
-        )
-    return value
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:

@@ -72,10 +72,7 @@ class SftpConnector(FileStoreConnector):
     @classmethod
     def from_spec(cls, name: str, spec, project_dir: Path) -> "SftpConnector":
         return cls(
-            connector_name=name,
-            timeout_s=spec.timeout_s,
-            retries=spec.retries,
-            backoff_s=spec.backoff_s,
+            **cls.common_fields(name, spec),
             host=spec.host,
             port=spec.port or 22,
             # Like ssh, log in as the local user when the catalog names none.

@@ -59,10 +59,7 @@ class SqlConnector(ConnectorResource):
     def from_spec(cls, name: str, spec, project_dir: Path) -> "SqlConnector":
         sqlite = (spec.dialect or "").split("+")[0] == "sqlite"
         return cls(
-            connector_name=name,
-            timeout_s=spec.timeout_s,
-            retries=spec.retries,
-            backoff_s=spec.backoff_s,
+            **cls.common_fields(name, spec),
             dialect=spec.dialect,
             host=spec.host,
             port=spec.port,
@@ -134,9 +131,7 @@ class SqlConnector(ConnectorResource):
 
     def _connect_args(self) -> dict:
         args = {key: option_value(value) for key, value in self.options.items()}
-        if self.backend == "postgresql":
-            args.setdefault("connect_timeout", max(1, int(self.timeout_s)))
-        elif self.backend == "mysql":
+        if self.backend in ("postgresql", "mysql"):
             args.setdefault("connect_timeout", max(1, int(self.timeout_s)))
         elif self.backend == "sqlite":
             args.setdefault("timeout", self.timeout_s)

@@ -16,9 +16,9 @@ import zlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from dataplat_dagster.catalog.models import ProjectCatalog
+from dataplat_dagster.catalog.models import ProjectCatalog, find_entry
 from dataplat_dagster.connectors.registry import open_connector
-from dataplat_dagster.errors import CatalogError, DataplatError, InputError
+from dataplat_dagster.errors import DataplatError, InputError
 
 SAMPLE_ROWS = 10
 HEAD_BYTES = 1024 * 1024
@@ -47,11 +47,7 @@ class Probe:
 
 def probe_datasource(project_dir: Path, catalog: ProjectCatalog, name: str, sample_rows: int = SAMPLE_ROWS) -> Probe:
     """Probe the catalog's datasource ``name``; errors say what the database or parser said."""
-    try:
-        spec = catalog.datasources[name]
-    except KeyError:
-        known = ", ".join(sorted(catalog.datasources)) or "none yet"
-        raise CatalogError(f"There is no datasource {name!r} (datasources: {known}).") from None
+    spec = find_entry(catalog.datasources, "datasource", name, project_dir.name)
     connector_spec = catalog.connectors[spec.connector]
     started = time.perf_counter()
     probe = Probe(name, spec.connector, spec.kind, spec.target())
