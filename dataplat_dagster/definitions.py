@@ -18,6 +18,8 @@ from dataplat_dagster.connectors.registry import build_connector
 from dataplat_dagster.datasets.assets import dataset_asset
 from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY, DatasetIOManager
 from dataplat_dagster.datasets.storage import resolve_reference
+from dataplat_dagster.datasources.assets import datasource_source_spec, snapshot_asset
+from dataplat_dagster.datasources.automation import datasource_automation
 from dataplat_dagster.workspace import Project
 
 # Materializes any selection of the project's datasets. In-process: a dataset import is
@@ -37,7 +39,12 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
     project = load_project(location)
     catalog = load_catalog(project.catalog_path)
     root = resolve_reference(project.dir, catalog.storage_root)
-    assets = [dataset_asset(project, root, name, spec) for name, spec in catalog.datasets.items()]
+    assets = [
+        snapshot_asset(project, root, name, spec, catalog.datasources[spec.datasource])
+        if spec.datasource
+        else dataset_asset(project, root, name, spec)
+        for name, spec in catalog.datasets.items()
+    ]
     jobs = []
     if assets:
         jobs.append(
@@ -55,6 +62,26 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
         resources[name] = build_connector(name, spec, project.dir)
     if catalog.connectors:
         jobs.append(connector_check_job(project.name, list(catalog.connectors)))
+    sources = [
+        datasource_source_spec(project, name, spec, catalog.connectors[spec.connector])
+        for name, spec in catalog.datasources.items()
+    ]
+    snapshot_jobs, schedules, sensors = datasource_automation(project.name, catalog.datasources, _datasets_by_source(catalog))
     # Jobs that set no executor of their own (users' jobs too) honour the connectors' limits.
     executor = connector_executor(catalog.connectors)
-    return Definitions(assets=assets, jobs=jobs, resources=resources, executor=executor)
+    return Definitions(
+        assets=[*sources, *assets],
+        jobs=[*jobs, *snapshot_jobs],
+        schedules=schedules,
+        sensors=sensors,
+        resources=resources,
+        executor=executor,
+    )
+
+
+def _datasets_by_source(catalog) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, spec in catalog.datasets.items():
+        if spec.datasource:
+            found.setdefault(spec.datasource, []).append(name)
+    return found

@@ -1,4 +1,4 @@
-"""``dataplat dataset ...``: import, list, show, rename, download, delete."""
+"""``dataplat dataset ...``: import, refresh, list, show, rename, download, delete."""
 
 from __future__ import annotations
 
@@ -20,21 +20,38 @@ def dataset() -> None:
 
 
 @dataset.command("import")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path), required=False)
 @click.option("--name", required=True, help="Name of the dataset (letters, digits, underscores).")
+@click.option("--datasource", metavar="DS", help="Take a snapshot of datasource DS instead of importing a file.")
 @csv_flags
-@click.option("--replace", is_flag=True, help="Replace an existing dataset of this name with this file.")
+@click.option("--replace", is_flag=True, help="Replace an existing dataset of this name (a new file, or a new snapshot).")
+@click.option("--full-refresh", is_flag=True, help="Incremental datasources: read every row again.")
 @click.option("--no-wait", is_flag=True, help="Return as soon as the run is submitted.")
 @click.option("--no-profile", is_flag=True, help="Skip statistics, plots and the report (faster).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @pass_context
-def dataset_import(ctx: CliContext, path: Path, name: str, sep, decimal, thousands, encoding, no_header, quotechar,
-                   date_format, replace: bool, no_wait: bool, no_profile: bool, as_json: bool) -> None:
-    """Import the flat file PATH (CSV/TSV/TXT, .csv.gz, or a .zip of one table) as dataset NAME."""
-    from dataplat_dagster import runs
-    from dataplat_dagster.datasets.importing import finish_import, start_import
-
+def dataset_import(ctx: CliContext, path: Path | None, name: str, datasource: str | None, sep, decimal, thousands, encoding,
+                   no_header, quotechar, date_format, replace: bool, full_refresh: bool, no_wait: bool, no_profile: bool,
+                   as_json: bool) -> None:
+    """Import the flat file PATH (CSV/TSV/TXT, .csv.gz, or a .zip of one table) as dataset NAME,
+    or, with --datasource DS, a snapshot of a datasource."""
     options = csv_options(sep, decimal, thousands, encoding, no_header, quotechar, date_format)
+    if datasource:
+        if path is not None:
+            raise click.UsageError("Give either PATH or --datasource DS, not both.")
+        if options.model_dump(exclude_none=True):
+            raise click.UsageError(
+                f"CSV options belong to the datasource: set them with `dataplat datasource create` (see `dataplat datasource show {datasource}`)."
+            )
+        _snapshot(ctx, name, datasource, replace=replace, full_refresh=full_refresh, no_wait=no_wait,
+                  no_profile=no_profile, as_json=as_json)
+        return
+    if path is None:
+        raise click.UsageError("Give the file to import (PATH), or --datasource DS for a snapshot of a datasource.")
+    if full_refresh:
+        raise click.UsageError("--full-refresh applies to snapshots of a datasource (--datasource DS).")
+    from dataplat_dagster.datasets.importing import start_import
+
     project, instance = ctx.project, ctx.instance()
     started = start_import(instance, project, name, path, options, replace=replace,
                            profile=not no_profile, wait=not no_wait)
@@ -43,28 +60,80 @@ def dataset_import(ctx: CliContext, path: Path, name: str, sep, decimal, thousan
         click.echo(f"Detected dialect: {dialect.describe()}")
         for note in dialect.notes:
             click.echo(f"  note: {note}")
+    _run_import(ctx, name, started.run_id, extra={"dialect": dialect.to_json()}, no_wait=no_wait, no_profile=no_profile,
+                as_json=as_json, what=path.name, replace=replace,
+                # The run read the copy in storage; the user knows the file by the path they gave.
+                rename=(started.raw_copy, str(path)))
+
+
+@dataset.command("refresh")
+@click.argument("name")
+@click.option("--full-refresh", is_flag=True, help="Incremental datasources: read every row again.")
+@click.option("--no-wait", is_flag=True, help="Return as soon as the run is submitted.")
+@click.option("--no-profile", is_flag=True, help="Skip statistics, plots and the report (faster).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def dataset_refresh(ctx: CliContext, name: str, full_refresh: bool, no_wait: bool, no_profile: bool, as_json: bool) -> None:
+    """Take a new snapshot of dataset NAME from its datasource."""
+    spec = load_catalog(ctx.project.catalog_path).datasets.get(name)
+    if spec is not None and not spec.datasource:
+        raise DataplatError(
+            f"Dataset {name!r} is a {spec.origin.replace('_', ' ')}, not a snapshot of a datasource; "
+            f"import a new file with `dataplat dataset import PATH --name {name} --replace`."
+        )
+    _find_info(ctx, name)  # a clear error for an unknown name
+    _snapshot(ctx, name, spec.datasource, replace=True, full_refresh=full_refresh, no_wait=no_wait,
+              no_profile=no_profile, as_json=as_json)
+
+
+def _snapshot(ctx: CliContext, name: str, datasource: str, *, replace: bool, full_refresh: bool, no_wait: bool,
+              no_profile: bool, as_json: bool) -> None:
+    from dataplat_dagster.datasets.importing import start_snapshot
+
+    run_id = start_snapshot(ctx.instance(), ctx.project, name, datasource, replace=replace, profile=not no_profile,
+                            wait=not no_wait, full_refresh=full_refresh)
+    _run_import(ctx, name, run_id, extra={"datasource": datasource}, no_wait=no_wait, no_profile=no_profile,
+                as_json=as_json, what=f"datasource {datasource!r}", replace=replace, snapshot=True)
+
+
+def _run_import(ctx: CliContext, name: str, run_id: str, *, extra: dict, no_wait: bool, no_profile: bool, as_json: bool,
+                what: str, replace: bool, rename: tuple[str, str] | None = None, snapshot: bool = False) -> None:
+    """Execute (or hand off) the run of an import or snapshot, then report how it went."""
+    from dataplat_dagster import runs
+    from dataplat_dagster.datasets.importing import finish_import
+
+    instance = ctx.instance()
     if no_wait:
-        _report(as_json, {"name": name, "run_id": started.run_id, "status": "parsing", "dialect": dialect.to_json()},
-                f"Submitted run {started.run_id}; dataset {name!r} is parsing. Follow it with `dataplat dataset list`.")
-        runs.start_detached(instance, started.run_id, ctx.workspace.root / "logs" / "dataplat")
+        _report(as_json, {"name": name, "run_id": run_id, "status": "parsing", **extra},
+                f"Submitted run {run_id}; dataset {name!r} is parsing. Follow it with `dataplat dataset list`.")
+        runs.start_detached(instance, run_id, ctx.workspace.root / "logs" / "dataplat")
         return
     if not as_json:
-        click.echo(f"Parsing{'' if no_profile else ' and profiling'} in run {started.run_id} ...")
+        click.echo(f"{'Parsing' if rename else 'Reading'}{'' if no_profile else ' and profiling'} in run {run_id} ...")
     try:
         with elapsed(f"  {name}:"):
-            outcome = runs.execute(instance, started.run_id)
+            outcome = runs.execute(instance, run_id)
     finally:
         # Also after Ctrl-C: Dagster has marked the run failed, and the import is undone.
-        finish_import(instance, started.run_id)
+        finish_import(instance, run_id)
     if outcome.error is not None or outcome.status.value != "SUCCESS":
-        # The run read the copy in storage; the user knows the file by the path they gave.
-        reason = (outcome.error or outcome.status.value).replace(started.raw_copy, str(path))
+        reason = outcome.error or outcome.status.value
+        if rename:
+            reason = reason.replace(*rename)
         raise DataplatError(
-            f"Import of {path.name} as {name!r} failed (run {outcome.run_id}): {reason}"
+            f"Import of {what} as {name!r} failed (run {outcome.run_id}): {reason}"
             + (" The previous version of the dataset is unchanged." if replace else " Nothing was registered.")
         )
     info = _find_info(ctx, name)
-    _report(as_json, {**info.to_json(), "dialect": dialect.to_json()},
+    if snapshot:
+        from dagster import AssetKey
+
+        from dataplat_dagster.datasources.drift import last_drift_check
+
+        extra["schema_drift"] = drift = last_drift_check(instance, AssetKey(info.asset_key))
+        if drift and not drift["passed"] and not as_json:
+            warn(drift["description"])
+    _report(as_json, {**info.to_json(), **extra},
             f"Dataset {name!r} is ready: {plural(info.rows, 'row')} × {plural(info.columns, 'column')}, "
             f"{human_size(info.size_bytes)} as Parquet (run {outcome.run_id}).")
 

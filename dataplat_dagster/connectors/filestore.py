@@ -42,11 +42,10 @@ class FileInfo:
 
     @property
     def version(self) -> str:
-        """What changes when the file changes: the etag where the store has one, else size and mtime."""
-        if self.etag:
-            return self.etag
+        """What changes when the file changes: its size, its mtime and, where the store has
+        one, its etag (a new upload of the same bytes is a change too, as the store says so)."""
         stamp = self.modified.isoformat() if self.modified else "?"
-        return f"{self.size}@{stamp}"
+        return f"{self.size}@{stamp}" + (f"#{self.etag}" if self.etag else "")
 
     def to_json(self) -> dict:
         return {

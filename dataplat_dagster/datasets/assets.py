@@ -45,7 +45,7 @@ def dataset_asset(project: Project, root, name: str, spec: DatasetSpec) -> Asset
     @asset(
         key=dataset_key(project.name, name),
         group_name=project.name,
-        description=_description(store, spec),
+        description=dataset_description(store, spec),
         tags={ORIGIN_TAG: spec.origin},
         kinds={"parquet"},
         io_manager_key=IO_MANAGER_KEY,
@@ -87,7 +87,7 @@ def _dialect(config: DatasetImportConfig):
     return Dialect.from_json(json.loads(config.dialect))
 
 
-def _description(store: DatasetStore, spec: DatasetSpec) -> str:
+def dataset_description(store: DatasetStore, spec: DatasetSpec) -> str:
     """The stored profile rendered into the description, which the UI shows inline on the
     asset's overview (metadata markdown only opens in a dialog)."""
     text = spec.description or f"Dataset ({spec.origin.replace('_', ' ')})."

@@ -1,4 +1,4 @@
-"""Importing an uploaded flat file as a dataset, as a Dagster run.
+"""Importing an uploaded flat file, or a snapshot of a datasource, as a dataset, as a Dagster run.
 
 1. Detect the dialect in the calling process, so that a file that cannot be read (empty,
    binary, a zip without exactly one table, undecodable) is refused before anything is
@@ -11,6 +11,10 @@
    replace switches the catalog to the new raw file and removes the old one; on failure the
    new raw copy is removed, and a new dataset is unregistered when the caller waited for it
    (with ``--no-wait`` it stays listed as ``failed``, with the reason, until deleted).
+
+A snapshot (``start_snapshot``) copies nothing first: its asset reads the datasource
+through the connector when it runs. A new snapshot dataset is registered with origin
+``datasource``; on failure it is unregistered the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 
 from dataplat_dagster import runs
 from dataplat_dagster.catalog import DatasetSpec, FileSource, edit_catalog, load_catalog
-from dataplat_dagster.catalog.models import CsvOptions
+from dataplat_dagster.catalog.models import CsvOptions, find_entry
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.assets import dataset_key
 from dataplat_dagster.datasets.detect import detect_dialect
@@ -102,15 +106,63 @@ def start_import(
     return StartedImport(run_id, dialect, str(resolve_reference(project.dir, source_ref)))
 
 
+def start_snapshot(
+    instance: DagsterInstance,
+    project: Project,
+    name: str,
+    datasource: str,
+    *,
+    replace: bool = False,
+    profile: bool = True,
+    wait: bool = True,
+    full_refresh: bool = False,
+) -> str:
+    """Start a run taking a snapshot of ``datasource`` into dataset ``name``; returns the run id.
+    A new dataset is registered first; with ``replace`` an existing snapshot of the same
+    datasource takes a new snapshot."""
+    check_name("dataset", name)
+    catalog = load_catalog(project.catalog_path)
+    find_entry(catalog.datasources, "datasource", datasource, project.name)
+    existing = catalog.datasets.get(name)
+    if existing and not replace:
+        raise DataplatError(
+            f"A dataset named {name!r} already exists in project {project.name!r}. Choose another "
+            f"--name, or pass --replace to take a new snapshot (`dataplat dataset refresh {name}` does the same)."
+        )
+    if existing and existing.datasource != datasource:
+        made_from = f"datasource {existing.datasource!r}" if existing.datasource else f"a {existing.origin.replace('_', ' ')}"
+        raise DataplatError(
+            f"Dataset {name!r} comes from {made_from}, not from datasource {datasource!r}; "
+            "import the datasource under another --name."
+        )
+    if not existing:
+        _register(project, name, DatasetSpec(origin="datasource", datasource=datasource), None)
+    key = AssetKey(dataset_key(project.name, name))
+    tags = {
+        TAG_ACTION: "snapshot",
+        TAG_DATASET: name,
+        TAG_PROJECT_DIR: str(project.dir),
+        TAG_UNREGISTER: "true" if (wait and not existing) else "false",
+    }
+    op_config = {"profile": profile, "full_refresh": full_refresh}
+    try:
+        run_config = {"ops": {_op_name(key): {"config": op_config}}, **runs.QUIET_CONSOLE}
+        return runs.create_run(instance, project, DATASETS_JOB, [key], run_config, tags)
+    except Exception:
+        if not existing:
+            _unregister(project, name)
+        raise
+
+
 def finish_import(instance: DagsterInstance, run_id: str) -> None:
     run = instance.get_run_by_id(run_id)
     tags = run.tags if run else {}
-    if tags.get(TAG_ACTION) != "import":
+    if tags.get(TAG_ACTION) not in ("import", "snapshot"):
         return
     project = Project(Path(tags[TAG_PROJECT_DIR]).name, Path(tags[TAG_PROJECT_DIR]))
-    name, staged = tags[TAG_DATASET], tags[TAG_STAGED]
+    name, staged = tags[TAG_DATASET], tags.get(TAG_STAGED)
     succeeded = run.status == DagsterRunStatus.SUCCESS
-    if tags[TAG_REPLACES] == "true":
+    if tags.get(TAG_REPLACES) == "true":
         if succeeded:
             _switch_source(project, name, staged, run.run_config)
         else:
@@ -119,14 +171,15 @@ def finish_import(instance: DagsterInstance, run_id: str) -> None:
         _unregister(project, name)
 
 
-def _register(project: Project, name: str, spec: DatasetSpec, source_ref: str) -> None:
+def _register(project: Project, name: str, spec: DatasetSpec, source_ref: str | None) -> None:
     """Add the new dataset, checking the name again under the catalog's lock: another import
     of the same name may have registered it since this one started."""
     with edit_catalog(project.catalog_path) as catalog:
         if name not in catalog.datasets:
             catalog.datasets[name] = spec
             return
-    _remove_raw(project, source_ref)
+    if source_ref:
+        _remove_raw(project, source_ref)
     raise DataplatError(f"A dataset named {name!r} was just created by another import; choose another --name.")
 
 

@@ -1,8 +1,11 @@
-"""Parse a flat file into a stored, profiled dataset: the body of a dataset asset.
+"""Turn a source into a stored, profiled dataset: the body of a dataset asset.
 
-Detect the dialect, stream the file into Parquet, profile it, render the plots and the HTML
-report, then publish every file to the dataset's storage folder. Until the last step nothing
-under the dataset's final names changes, so a failure leaves the previous version intact.
+A source is a flat file (detect the dialect, stream it into Parquet) or a stream of Arrow
+batches (a datasource's table or query, a Parquet file). Either way the Parquet file is
+written to a local staging folder, then profiled, the plots and the HTML report rendered,
+and only then is every file published to the dataset's storage folder. Until that last
+step nothing under the dataset's final names changes, so a failure, or an ``accept`` hook
+that refuses the new schema, leaves the previous version intact.
 """
 
 from __future__ import annotations
@@ -10,24 +13,30 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import MetadataValue
 
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.detect import detect_dialect
 from dataplat_dagster.datasets.dialect import CsvOverrides, Dialect
-from dataplat_dagster.datasets.ingest import ingest_csv
+from dataplat_dagster.datasets.ingest import COMPRESSION, ingest_csv
 from dataplat_dagster.datasets.storage import DatasetStore
 
-
 PROFILE_FILES = (storage.PROFILE_FILE, storage.REPORT_FILE, *storage.IMAGE_FILES.values())
+
+# Called with the new Parquet's schema before anything is published; raising refuses it.
+Accept = Callable[[pa.Schema], None]
 
 
 @dataclass(frozen=True)
 class Materialized:
-    dialect: Dialect
+    dialect: Dialect | None  # None for a source that is not a flat file
     rows: int
     columns: int
+    schema: pa.Schema
     metadata: dict
 
 
@@ -39,6 +48,8 @@ def materialize_file_dataset(
     profile: bool = True,
     log=None,
     dialect: Dialect | None = None,
+    accept: Accept | None = None,
+    source_label: str | None = None,
 ) -> Materialized:
     """``dialect``, when given, is the one already detected for this very file (the CLI
     detects before it registers anything): the run reads with exactly what was printed."""
@@ -56,24 +67,89 @@ def materialize_file_dataset(
             log.info(f"Parsed {result.rows:,} rows × {result.columns} columns into Parquet.")
             for note in result.notes:
                 log.warning(note)
-        staged = {storage.DIALECT_FILE: _write_json(tmp / storage.DIALECT_FILE, dialect.to_json())}
-        metadata: dict = {}
-        if profile:
-            metadata = _profile(store, data_file, dialect, tmp, staged)
-        size = data_file.stat().st_size
-        # Side files first, the Parquet last: the data file's appearance marks the new version.
-        for name, path in staged.items():
-            store.publish(path, name)
-        store.publish(data_file, storage.DATA_FILE)
+        side_files = {storage.DIALECT_FILE: _write_json(tmp / storage.DIALECT_FILE, dialect.to_json())}
+        metadata = _publish(store, tmp, result.schema, side_files, profile=profile, accept=accept, subtitle=dialect.describe())
+    metadata.update(
+        {
+            "dialect": MetadataValue.json(dialect.to_json()),
+            "dialect_summary": MetadataValue.text(dialect.describe()),
+            "source_file": MetadataValue.text(source_label or source.name),
+        }
+    )
+    metadata.update(_base_metadata(store, result.rows, result.columns))
+    return Materialized(dialect, result.rows, result.columns, result.schema, metadata)
+
+
+def materialize_arrow_dataset(
+    store: DatasetStore,
+    batches: pa.RecordBatchReader,
+    *,
+    profile: bool = True,
+    log=None,
+    accept: Accept | None = None,
+    subtitle: str = "",
+) -> Materialized:
+    """Write ``batches`` (streamed, never all in memory) as the dataset's new version."""
+    with store.staging() as tmp:
+        rows = write_parquet(batches, tmp / storage.DATA_FILE)
+        schema = batches.schema
+        if log:
+            log.info(f"Wrote {rows:,} rows × {len(schema)} columns to Parquet.")
+        metadata = _publish(store, tmp, schema, {}, profile=profile, accept=accept, subtitle=subtitle)
+    # A dialect describes a flat file; an older version's would describe another source.
+    store.remove(storage.DIALECT_FILE)
+    metadata.update(_base_metadata(store, rows, len(schema)))
+    return Materialized(None, rows, len(schema), schema, metadata)
+
+
+def write_parquet(batches: pa.RecordBatchReader, path: Path, row_group_rows: int = 1 << 20) -> int:
+    """Stream ``batches`` into a Parquet file; returns the row count."""
+    rows = 0
+    with pq.ParquetWriter(path, batches.schema, compression=COMPRESSION) as writer:
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        for batch in batches:
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows >= row_group_rows:
+                writer.write_table(pa.Table.from_batches(pending, batches.schema))
+                rows, pending, pending_rows = rows + pending_rows, [], 0
+        if pending or rows == 0:
+            writer.write_table(pa.Table.from_batches(pending, batches.schema))
+            rows += pending_rows
+    return rows
+
+
+def stored_schema(store: DatasetStore) -> pa.Schema | None:
+    """The schema of the dataset's current version, read from the Parquet footer only."""
+    path = store.path(storage.DATA_FILE)
+    if not path.exists():
+        return None
+    with path.open("rb") as file:
+        return pq.read_schema(file)
+
+
+def _publish(store: DatasetStore, tmp: Path, schema: pa.Schema, staged: dict, *, profile: bool, accept, subtitle: str) -> dict:
+    """Profile the staged Parquet, then publish everything; returns the profile's metadata."""
+    if accept:
+        accept(schema)
+    data_file = tmp / storage.DATA_FILE
+    metadata: dict = {}
+    if profile:
+        metadata = _profile(store, data_file, subtitle, tmp, staged)
+    metadata["size_bytes"] = MetadataValue.int(data_file.stat().st_size)
+    # Side files first, the Parquet last: the data file's appearance marks the new version.
+    for name, path in staged.items():
+        store.publish(path, name)
+    store.publish(data_file, storage.DATA_FILE)
     if not profile:
         # A profile of an earlier version would describe other data.
         for name in PROFILE_FILES:
             store.remove(name)
-    metadata.update(_base_metadata(store, dialect, result, size, source))
-    return Materialized(dialect, result.rows, result.columns, metadata)
+    return metadata
 
 
-def _profile(store: DatasetStore, data_file: Path, dialect: Dialect, tmp: Path, staged: dict) -> dict:
+def _profile(store: DatasetStore, data_file: Path, subtitle: str, tmp: Path, staged: dict) -> dict:
     from dataplat_dagster.datasets.metadata import profile_metadata
     from dataplat_dagster.datasets.plots import correlation_heatmap_png, distribution_grid_png
     from dataplat_dagster.datasets.profile import profile_parquet
@@ -90,22 +166,18 @@ def _profile(store: DatasetStore, data_file: Path, dialect: Dialect, tmp: Path, 
             staged[file] = tmp / file
     staged[storage.PROFILE_FILE] = _write_json(tmp / storage.PROFILE_FILE, profile)
     report = tmp / storage.REPORT_FILE
-    report.write_text(html_report(store.name, profile, images, dialect.describe()), encoding="utf-8")
+    report.write_text(html_report(store.name, profile, images, subtitle), encoding="utf-8")
     staged[storage.REPORT_FILE] = report
     metadata = profile_metadata(profile, images)
     metadata["report"] = MetadataValue.url(store.uri(storage.REPORT_FILE))
     return metadata
 
 
-def _base_metadata(store: DatasetStore, dialect: Dialect, result, size: int, source: Path) -> dict:
+def _base_metadata(store: DatasetStore, rows: int, columns: int) -> dict:
     return {
-        "dagster/row_count": MetadataValue.int(result.rows),
+        "dagster/row_count": MetadataValue.int(rows),
         "dagster/uri": MetadataValue.text(store.uri(storage.DATA_FILE)),
-        "size_bytes": MetadataValue.int(size),
-        "columns_count": MetadataValue.int(result.columns),
-        "dialect": MetadataValue.json(dialect.to_json()),
-        "dialect_summary": MetadataValue.text(dialect.describe()),
-        "source_file": MetadataValue.text(source.name),
+        "columns_count": MetadataValue.int(columns),
     }
 
 

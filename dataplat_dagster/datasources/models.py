@@ -30,6 +30,8 @@ class DatasourceSpec(BaseModel):
     schedule: str | None = Field(None, description="Cron schedule of the snapshot datasets, e.g. '0 6 * * *'.")
     drift_policy: DriftPolicy = Field("warn", description="Schema drift between snapshots: warn, or fail the snapshot.")
     incremental_by: str | None = Field(None, description="SQL: a cursor column; refreshes fetch only rows past the last one.")
+    watch: bool = Field(False, description="Files: start with the sensor that snapshots the file when it changes switched on.")
+    watch_interval_s: int = Field(60, ge=5, description="Files: seconds between two looks at the file (the sensor's minimum interval).")
 
     @field_validator("schedule")
     @classmethod
@@ -47,6 +49,8 @@ class DatasourceSpec(BaseModel):
             raise ValueError("give exactly one of table (SQL), query (SQL) or path (file stores)" + (f", not {' and '.join(given)}" if given else ""))
         if self.path and (self.database or self.incremental_by):
             raise ValueError("database and incremental_by apply to SQL datasources, not to a path")
+        if self.watch and not self.path:
+            raise ValueError("watch applies to files (a path); a table or query is refreshed by its schedule")
         return self
 
     @property

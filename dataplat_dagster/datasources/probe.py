@@ -18,11 +18,11 @@ from pathlib import Path
 
 from dataplat_dagster.catalog.models import ProjectCatalog, find_entry
 from dataplat_dagster.connectors.registry import open_connector
+from dataplat_dagster.datasources.reading import PARQUET_MAGIC, quote_table, select_statement
 from dataplat_dagster.errors import DataplatError, InputError
 
 SAMPLE_ROWS = 10
 HEAD_BYTES = 1024 * 1024
-_PARQUET_MAGIC = b"PAR1"
 _ZIP_MAGIC = b"PK\x03\x04"
 _GZIP_MAGIC = b"\x1f\x8b"
 
@@ -61,19 +61,6 @@ def probe_datasource(project_dir: Path, catalog: ProjectCatalog, name: str, samp
 
 
 # -- SQL ----------------------------------------------------------------------------------
-
-
-def select_statement(connector, spec) -> str:
-    """The SELECT a datasource stands for: its query, or every column of its table."""
-    if spec.query:
-        return spec.query.strip().rstrip(";")
-    return f"SELECT * FROM {quote_table(connector, spec.table)}"
-
-
-def quote_table(connector, table: str) -> str:
-    """``schema.table`` quoted part by part as identifiers: a name, never SQL text."""
-    preparer = connector.engine().dialect.identifier_preparer
-    return ".".join(preparer.quote_identifier(part) for part in table.split("."))
 
 
 def _probe_sql(connector, spec, probe: Probe, sample_rows: int) -> None:
@@ -122,7 +109,7 @@ def _probe_file(connector, spec, probe: Probe, sample_rows: int) -> None:
         probe.file = info.to_json()
         head = store.read_head(spec.path, HEAD_BYTES)
         local = Path(tmp) / Path(spec.path).name
-        if head.startswith(_PARQUET_MAGIC):
+        if head.startswith(PARQUET_MAGIC):
             store.download(spec.path, local)
             _probe_parquet(local, probe, sample_rows)
             return

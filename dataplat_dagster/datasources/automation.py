@@ -1,0 +1,112 @@
+"""Refreshing snapshot datasets on time and on change: a job, a schedule and a sensor per datasource.
+
+- ``snapshot_<datasource>``: the job that takes a new snapshot of every dataset made from it.
+- ``snapshot_<datasource>_schedule``: the datasource's ``schedule`` (cron, UTC); it starts
+  switched on, since declaring it says so.
+- ``watch_<datasource>`` (files only): a sensor that looks at the file every
+  ``watch_interval_s`` seconds and starts the job when its size, mtime or etag changed. The
+  version is the run key, so one change starts one run however often the sensor looks; the
+  sensor's cursor keeps the last version seen, and with no cursor yet the version of the
+  last snapshot counts as seen. It starts switched on only with ``watch: true``.
+
+Both can be switched on and off on the UI's Automation page.
+"""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DefaultScheduleStatus,
+    DefaultSensorStatus,
+    JobDefinition,
+    RunRequest,
+    ScheduleDefinition,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SkipReason,
+    define_asset_job,
+    in_process_executor,
+    sensor,
+)
+
+from dataplat_dagster.datasets.assets import dataset_key
+from dataplat_dagster.datasources.models import DatasourceSpec
+from dataplat_dagster.datasources.snapshot import SOURCE_VERSION_KEY
+
+TAG_SNAPSHOT_OF = "dataplat/snapshot_of"
+
+
+def snapshot_job_name(datasource: str) -> str:
+    return f"snapshot_{datasource}"
+
+
+def datasource_automation(project: str, datasources: dict[str, DatasourceSpec], datasets_by_source: dict[str, list[str]]):
+    """The jobs, schedules and sensors of the datasources that have snapshot datasets."""
+    jobs, schedules, sensors = [], [], []
+    for name, spec in datasources.items():
+        keys = [AssetKey(dataset_key(project, dataset)) for dataset in datasets_by_source.get(name, [])]
+        if not keys:
+            continue
+        job = define_asset_job(
+            snapshot_job_name(name),
+            selection=AssetSelection.assets(*keys),
+            executor_def=in_process_executor,
+            description=f"Take a new snapshot of the datasets made from datasource {name!r} ({spec.target()}).",
+            tags={"dataplat/project": project, TAG_SNAPSHOT_OF: name},
+        )
+        jobs.append(job)
+        if spec.schedule:
+            schedules.append(
+                ScheduleDefinition(
+                    name=f"{snapshot_job_name(name)}_schedule",
+                    job=job,
+                    cron_schedule=spec.schedule,
+                    execution_timezone="UTC",
+                    default_status=DefaultScheduleStatus.RUNNING,
+                    description=f"Snapshot datasource {name!r} on '{spec.schedule}' (UTC).",
+                )
+            )
+        if spec.kind == "path":
+            sensors.append(file_change_sensor(name, spec, job, keys))
+    return jobs, schedules, sensors
+
+
+def file_change_sensor(name: str, spec: DatasourceSpec, job: JobDefinition, keys: list[AssetKey]) -> SensorDefinition:
+    @sensor(
+        name=f"watch_{name}",
+        job=job,
+        minimum_interval_seconds=spec.watch_interval_s,
+        default_status=DefaultSensorStatus.RUNNING if spec.watch else DefaultSensorStatus.STOPPED,
+        required_resource_keys={spec.connector},
+        description=f"Snapshot datasource {name!r} when {spec.path} changes (size, mtime or etag), "
+        f"looking every {spec.watch_interval_s} s.",
+    )
+    def _watch(context: SensorEvaluationContext):
+        connector = getattr(context.resources, spec.connector)
+        with connector.open_store() as store:
+            try:
+                info = store.stat(spec.path)
+            except FileNotFoundError as error:
+                return SkipReason(f"{error}; waiting for it to appear.")
+        version = info.version
+        if version == context.cursor:
+            return SkipReason(f"{spec.path} is unchanged ({version}).")
+        if context.cursor is None and all(_snapshot_version(context.instance, key) == version for key in keys):
+            context.update_cursor(version)
+            return SkipReason(f"The last snapshot already holds this version of {spec.path} ({version}).")
+        context.update_cursor(version)
+        return RunRequest(
+            run_key=f"{name}:{version}",
+            tags={TAG_SNAPSHOT_OF: name, "dataplat/source_version": version},
+        )
+
+    return _watch
+
+
+def _snapshot_version(instance, key: AssetKey) -> str | None:
+    event = instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    entry = event.asset_materialization.metadata.get(SOURCE_VERSION_KEY)
+    return getattr(entry, "value", None)
