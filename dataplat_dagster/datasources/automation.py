@@ -88,7 +88,8 @@ def file_change_sensor(name: str, spec: DatasourceSpec, job: JobDefinition, keys
             try:
                 info = store.stat(spec.path)
             except FileNotFoundError as error:
-                return SkipReason(f"{error}; waiting for it to appear.")
+                # The store's message ends its sentence; this one goes on after it.
+                return SkipReason(f"{str(error).rstrip('.')}; waiting for it to appear.")
         version = info.version
         if version == context.cursor:
             return SkipReason(f"{spec.path} is unchanged ({version}).")
