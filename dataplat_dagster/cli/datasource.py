@@ -97,6 +97,9 @@ def datasource_show(ctx: CliContext, name: str, as_json: bool) -> None:
     for key, value in entry["settings"].items():
         click.echo(f"  {key.ljust(14)}  {value}")
     click.echo(f"  {'used by'.ljust(14)}  {', '.join(entry['used_by']) or '-'}")
+    for kind, definition in entry["automation"].items():
+        if definition:
+            click.echo(f"  {kind.ljust(14)}  {definition}")
 
 
 @datasource.command("delete")
@@ -182,9 +185,18 @@ def _refuse_if_used(catalog: ProjectCatalog, name: str) -> None:
 
 
 def _summary(catalog: ProjectCatalog, name: str, spec: DatasourceSpec) -> dict:
+    from dataplat_dagster.datasources.automation import snapshot_job_name
+
     settings = spec.model_dump(mode="json", exclude_defaults=True)
+    used_by = catalog.datasource_dependants(name)
+    job = snapshot_job_name(name) if used_by else None
+    automation = {
+        "job": job,
+        "schedule": f"{job}_schedule" if job and spec.schedule else None,
+        "sensor": f"watch_{name}" if job and spec.kind == "path" else None,
+    }
     return {
         "name": name, "connector": spec.connector, "kind": spec.kind, "target": spec.target(),
         "schedule": spec.schedule, "drift_policy": spec.drift_policy, "settings": settings,
-        "used_by": catalog.datasource_dependants(name),
+        "used_by": used_by, "automation": automation,
     }

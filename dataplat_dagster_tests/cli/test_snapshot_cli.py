@@ -40,6 +40,10 @@ def test_import_a_datasource_list_it_and_refresh_it(cli_workspace):
     again = ws.run("dataset", "import", "--datasource", "orders", "--name", "orders_snap", "--replace", "--json").json()
     assert again["rows"] == 40
 
+    shown = ws.run("datasource", "show", "orders", "--json").json()
+    assert shown["used_by"] == ["dataset 'orders_snap'"]
+    assert shown["automation"] == {"job": "snapshot_orders", "schedule": None, "sensor": None}
+
     refused = ws.run("datasource", "delete", "orders", "--yes", check=False)
     assert refused.code == 1 and "used by dataset 'orders_snap'" in refused.stderr
 
