@@ -12,6 +12,7 @@ from pathlib import Path
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
 from dataplat_dagster.catalog import load_catalog
+from dataplat_dagster.catalog.models import PIPELINE_ORIGINS
 from dataplat_dagster.connectors.base import connector_executor
 from dataplat_dagster.connectors.check_job import connector_check_job
 from dataplat_dagster.connectors.registry import build_connector
@@ -20,6 +21,8 @@ from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY, DatasetIOManage
 from dataplat_dagster.datasets.storage import resolve_reference
 from dataplat_dagster.datasources.assets import datasource_source_spec, snapshot_asset
 from dataplat_dagster.datasources.automation import datasource_automation
+from dataplat_dagster.exporters.export_job import export_dataset_job, export_target_spec
+from dataplat_dagster.exporters.io_manager import ExporterIOManager
 from dataplat_dagster.workspace import Project
 
 # Materializes any selection of the project's datasets. In-process: a dataset import is
@@ -39,11 +42,13 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
     project = load_project(location)
     catalog = load_catalog(project.catalog_path)
     root = resolve_reference(project.dir, catalog.storage_root)
+    # Pipeline outputs are assets of the pipeline's own code (see ``pipeline_dataset``).
     assets = [
         snapshot_asset(project, root, name, spec, catalog.datasources[spec.datasource])
         if spec.datasource
         else dataset_asset(project, root, name, spec)
         for name, spec in catalog.datasets.items()
+        if spec.origin not in PIPELINE_ORIGINS
     ]
     jobs = []
     if assets:
@@ -56,10 +61,20 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
                 tags={"dataplat/project": project.name},
             )
         )
-    resources = {IO_MANAGER_KEY: DatasetIOManager(storage_root=str(root))}
+    resources = {IO_MANAGER_KEY: DatasetIOManager(storage_root=str(root), project_dir=str(project.dir))}
     # Each connector is a resource under its own name; secrets stay EnvVar references.
     for name, spec in catalog.connectors.items():
         resources[name] = build_connector(name, spec, project.dir)
+    # Each exporter is an IO manager under its own name, writing through its connector.
+    for name, spec in catalog.exporters.items():
+        connector = catalog.connectors[spec.connector]
+        resources[name] = ExporterIOManager.from_spec(name, spec, resources[spec.connector], connector.address())
+    if catalog.exporters:
+        jobs.append(export_dataset_job(project, list(catalog.exporters)))
+    exports = [
+        export_target_spec(project, name, spec, catalog.connectors[spec.connector], [d for d in spec.datasets if d in catalog.datasets])
+        for name, spec in catalog.exporters.items()
+    ]
     if catalog.connectors:
         jobs.append(connector_check_job(project.name, list(catalog.connectors)))
     sources = [
@@ -70,7 +85,7 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
     # Jobs that set no executor of their own (users' jobs too) honour the connectors' limits.
     executor = connector_executor(catalog.connectors)
     return Definitions(
-        assets=[*sources, *assets],
+        assets=[*sources, *assets, *exports],
         jobs=[*jobs, *snapshot_jobs],
         schedules=schedules,
         sensors=sensors,

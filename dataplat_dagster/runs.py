@@ -61,7 +61,7 @@ def create_run(
         run_config=dict(run_config),
         tags=dict(tags),
         job_code_origin=recon_job.get_python_origin(),
-        asset_selection=frozenset(asset_keys),
+        asset_selection=frozenset(asset_keys) if asset_keys else None,
     )
     return run.run_id
 

@@ -11,10 +11,12 @@ from dataplat_dagster.catalog.csv_options import CsvOptions
 from dataplat_dagster.connectors.models import ConnectorSpec
 from dataplat_dagster.datasources.models import DatasourceSpec
 from dataplat_dagster.errors import CatalogError
+from dataplat_dagster.exporters.models import ExporterSpec
 from dataplat_dagster.workspace import NAME_PATTERN, NAME_RULE
 
 Origin = Literal["file_upload", "datasource", "pipeline_output", "pipeline_intermediate"]
 ORIGINS: tuple[str, ...] = get_args(Origin)
+PIPELINE_ORIGINS = ("pipeline_output", "pipeline_intermediate")
 
 
 # Resource keys every project's code location already uses; connectors are keyed by name.
@@ -54,6 +56,7 @@ class ProjectCatalog(_Strict):
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     connectors: dict[str, ConnectorSpec] = Field(default_factory=dict)
     datasources: dict[str, DatasourceSpec] = Field(default_factory=dict)
+    exporters: dict[str, ExporterSpec] = Field(default_factory=dict)
 
     def connector_dependants(self, connector: str) -> list[str]:
         """The catalog objects that read or write through ``connector`` ("datasource sales", ...)."""
@@ -79,18 +82,29 @@ class ProjectCatalog(_Strict):
                 raise ValueError(f"datasource {name!r} reads a path, but {spec.connector!r} is a SQL connector: give a table or a query")
             if connector.type != "sql" and spec.kind != "path":
                 raise ValueError(f"datasource {name!r} reads a {spec.kind}, but {spec.connector!r} is a {connector.type} connector: give a path")
+        for name, spec in self.exporters.items():
+            connector = self.connectors.get(spec.connector)
+            if connector is None:
+                known = ", ".join(sorted(self.connectors)) or "none yet"
+                raise ValueError(f"exporter {name!r} names the connector {spec.connector!r}, which does not exist (connectors: {known})")
+            if connector.type == "sql" and spec.kind == "path":
+                raise ValueError(f"exporter {name!r} writes a path, but {spec.connector!r} is a SQL connector: give a table")
+            if connector.type != "sql" and spec.kind != "path":
+                raise ValueError(f"exporter {name!r} writes a table, but {spec.connector!r} is a {connector.type} connector: give a path")
+            if name in self.connectors:
+                raise ValueError(f"exporter {name!r} has the name of a connector: both are resources of the project, so choose another name")
         for name, spec in self.datasets.items():
             if spec.datasource and spec.datasource not in self.datasources:
                 raise ValueError(f"dataset {name!r} is a snapshot of the datasource {spec.datasource!r}, which does not exist")
         return self
 
-    @field_validator("datasets", "connectors", "datasources")
+    @field_validator("datasets", "connectors", "datasources", "exporters")
     @classmethod
     def _names_are_valid(cls, entries: dict, info) -> dict:
         kind = info.field_name.rstrip("s")
         for name in entries:
             if not NAME_PATTERN.match(name):
                 raise ValueError(f"{kind} name {name!r} is not valid: use {NAME_RULE}")
-            if kind == "connector" and name in RESERVED_RESOURCE_KEYS:
-                raise ValueError(f"connector name {name!r} is taken by a resource of every project: choose another")
+            if kind in ("connector", "exporter") and name in RESERVED_RESOURCE_KEYS:
+                raise ValueError(f"{kind} name {name!r} is taken by a resource of every project: choose another")
         return entries

@@ -34,7 +34,7 @@ def describe_validation_error(path: Path, error: ValidationError) -> str:
     lines = [f"{path} is not a valid catalog:"]
     for problem in error.errors():
         loc = [str(part) for part in problem["loc"]]
-        if len(loc) >= 2 and loc[0] in ("datasets", "connectors", "datasources"):
+        if len(loc) >= 2 and loc[0] in ("datasets", "connectors", "datasources", "exporters"):
             # A connector's location holds its type (pydantic's union tag): not a field.
             fields = loc[3:] if loc[0] == "connectors" and loc[2:3] and loc[2] in CONNECTOR_TYPES else loc[2:]
             where = f"{loc[0][:-1]} {loc[1]!r}" + (f", field {'.'.join(fields)}" if fields else "")

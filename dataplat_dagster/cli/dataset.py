@@ -1,4 +1,4 @@
-"""``dataplat dataset ...``: import, refresh, list, show, rename, download, delete."""
+"""``dataplat dataset ...``: import, refresh, list, show, rename, download, export, delete."""
 
 from __future__ import annotations
 
@@ -204,6 +204,20 @@ def dataset_download(ctx: CliContext, name: str, fmt: str, output: Path) -> None
 
     size = download_dataset(ctx.project, name, fmt, output)
     click.echo(f"Wrote {output} ({human_size(size)}).")
+
+
+@dataset.command("export")
+@click.argument("name")
+@click.option("--exporter", "exporter_name", required=True, metavar="E", help="The exporter to write it through.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def dataset_export(ctx: CliContext, name: str, exporter_name: str, as_json: bool) -> None:
+    """Export dataset NAME through exporter E, as a run of the project's export_dataset job."""
+    from dataplat_dagster.exporters.exporting import export_dataset
+
+    done = export_dataset(ctx.instance(), ctx.project, name, exporter_name)
+    _report(as_json, done, f"Exported dataset {name!r} through {exporter_name!r}: {plural(done['rows'], 'row')} "
+            f"to {done['identifier']} ({done['mode']}, run {done['run_id']}).")
 
 
 @dataset.command("delete")

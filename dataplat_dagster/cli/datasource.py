@@ -13,6 +13,7 @@ from dataplat_dagster.catalog.models import ProjectCatalog, find_entry
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.csv_flags import csv_flags, csv_options
 from dataplat_dagster.cli.output import confirm_delete, human_count, print_json, print_table
+from dataplat_dagster.cli.validation import validate_entry
 from dataplat_dagster.datasources.models import DatasourceSpec
 from dataplat_dagster.errors import CatalogError
 
@@ -53,7 +54,7 @@ def datasource_create(ctx: CliContext, name: str, connector: str, database, tabl
         "options": csv_options(sep, decimal, thousands, encoding, no_header, quotechar, date_format).model_dump(exclude_none=True),
     }
     catalog = load_catalog(ctx.project.catalog_path)
-    spec = _validate(catalog, name, {key: value for key, value in values.items() if value not in (None, {})})
+    spec = validate_entry(catalog, "datasources", name, DatasourceSpec, {key: value for key, value in values.items() if value not in (None, {})})
     if dry_run:
         _probe_and_print(ctx, _with(catalog, name, spec), name, as_json)
         return
@@ -150,23 +151,6 @@ def _probe_and_print(ctx: CliContext, catalog: ProjectCatalog, name: str, as_jso
         click.echo("  first rows:")
         names = [column["name"] for column in probe.columns]
         print_table(names, [[row.get(column) for column in names] for row in probe.sample])
-
-
-def _validate(catalog: ProjectCatalog, name: str, data: dict) -> DatasourceSpec:
-    from pydantic import ValidationError
-
-    try:
-        spec = DatasourceSpec.model_validate(data)
-        current = catalog.model_dump()
-        ProjectCatalog.model_validate({**current, "datasources": {**current["datasources"], name: spec.model_dump()}})
-    except ValidationError as error:
-        problems = []
-        for problem in error.errors():
-            field = [str(part) for part in problem["loc"] if str(part) not in ("datasources", name)]
-            message = problem["msg"].removeprefix("Value error, ")
-            problems.append(f"--{field[0].replace('_', '-')}: {message}" if field else message)
-        raise click.UsageError(f"datasource {name!r} is not valid: " + "; ".join(problems)) from None
-    return spec
 
 
 def _with(catalog: ProjectCatalog, name: str, spec: DatasourceSpec) -> ProjectCatalog:

@@ -194,3 +194,11 @@ SPEC_BY_TYPE: dict[str, type[_ConnectorBase]] = {
 
 # Which fields are secret references, for `connector show` and the secret scrubbing.
 SECRET_FIELDS = ("password_env", "passphrase_env", "access_key_env", "secret_key_env", "url_env", "credentials_env")
+
+
+def connector_kind(connector: "ConnectorSpec") -> str:
+    """The Dagster kind of what the connector reaches: postgresql, mysql, sqlite, s3, ftp, ..."""
+    if connector.type != "sql":
+        return connector.type
+    dialect = (connector.dialect or "sql").split("+")[0]
+    return {"postgres": "postgresql", "mariadb": "mysql"}.get(dialect, dialect)

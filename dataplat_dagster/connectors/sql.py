@@ -263,11 +263,9 @@ class SqlConnector(ConnectorResource):
         return pa.RecordBatchReader.from_batches(first.schema, _conform(first.schema, batches()))
 
     def _sqlalchemy_write(self, table: str, reader, schema: Optional[str], database: Optional[str], mode: WriteMode) -> int:
-        from sqlalchemy import Column, MetaData, Table, inspect
+        from sqlalchemy import MetaData, inspect
 
-        metadata = MetaData(schema=schema)
-        target = Table(table, metadata, *(Column(field.name, _sqlalchemy_type(field.type)) for field in reader.schema))
-        written = 0
+        target = arrow_table_definition(table, reader.schema, MetaData(schema=schema))
         with self.connect(database) as connection, connection.begin():
             exists = inspect(connection).has_table(table, schema=schema)
             if exists and mode == "create":
@@ -278,12 +276,7 @@ class SqlConnector(ConnectorResource):
                 target.drop(connection)
             if not exists or mode == "replace":
                 target.create(connection)
-            for batch in reader:
-                rows = batch.to_pylist()
-                if rows:
-                    connection.execute(target.insert(), rows)
-                written += len(rows)
-        return written
+            return insert_batches(connection, target, reader)
 
     # -- test connector -----------------------------------------------------------------
 
@@ -494,7 +487,26 @@ def _conform(schema, batches):
             raise ConnectorError(f"the query's column types changed between row batches ({error}); cast the columns in the query") from None
 
 
-def _sqlalchemy_type(arrow_type):
+def arrow_table_definition(name: str, schema, metadata):
+    """A SQLAlchemy ``Table`` with a column of the portable type for each Arrow field."""
+    from sqlalchemy import Column, Table
+
+    return Table(name, metadata, *(Column(field.name, sqlalchemy_type(field.type)) for field in schema))
+
+
+def insert_batches(connection, target, reader) -> int:
+    """Insert every batch of ``reader`` into ``target``: one executemany per batch, which
+    PyMySQL sends as multi-row INSERTs and SQLite runs as one prepared statement."""
+    written = 0
+    for batch in reader:
+        rows = batch.to_pylist()
+        if rows:
+            connection.execute(target.insert(), rows)
+        written += len(rows)
+    return written
+
+
+def sqlalchemy_type(arrow_type):
     """The portable SQLAlchemy type for an Arrow column type."""
     import pyarrow as pa
     from sqlalchemy import BigInteger, Boolean, Date, DateTime, Float, Integer, LargeBinary, Numeric, SmallInteger, Text, Time

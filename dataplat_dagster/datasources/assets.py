@@ -11,7 +11,7 @@ from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, Ass
 
 from dataplat_dagster.catalog.models import DatasetSpec
 from dataplat_dagster.connectors.base import connector_tags
-from dataplat_dagster.connectors.models import ConnectorSpec
+from dataplat_dagster.connectors.models import ConnectorSpec, connector_kind
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.assets import ORIGIN_TAG, dataset_description, dataset_key
 from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY
@@ -39,7 +39,7 @@ def datasource_source_spec(project: Project, name: str, spec: DatasourceSpec, co
         key=datasource_key(project.name, name),
         group_name=project.name,
         description=spec.description or f"Datasource: {spec.kind} {spec.target()} through connector {spec.connector!r} ({connector.address()}).",
-        kinds={_kind(connector)},
+        kinds={connector_kind(connector)},
         metadata=metadata,
         tags={DATASOURCE_TAG: name},
     )
@@ -75,10 +75,3 @@ def snapshot_asset(project: Project, root, name: str, spec: DatasetSpec, source:
         yield from Snapshot(context, store, datasource, source, connector, config).run()
 
     return _snapshot
-
-
-def _kind(connector: ConnectorSpec) -> str:
-    if connector.type != "sql":
-        return connector.type
-    dialect = (connector.dialect or "sql").split("+")[0]
-    return {"postgres": "postgresql", "mariadb": "mysql"}.get(dialect, dialect)

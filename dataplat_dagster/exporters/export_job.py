@@ -1,0 +1,96 @@
+"""Exporting a dataset from the list: the ``export_dataset`` job and the exports in the lineage.
+
+The job's launchpad config is ``dataset`` and ``exporter``; its op streams the dataset's
+Parquet through the exporter (the same IO manager that pipelines use) and reports a
+materialization of ``[project, "exports", <exporter>]``, an external asset for the
+exporter's target whose upstreams are the datasets exported through it (recorded in the
+catalog under the exporter's ``datasets`` on the first export, so the lineage graph shows
+the edge from the next load of the code location on).
+"""
+
+
+from dagster import AssetKey, AssetMaterialization, AssetSpec, Config, Failure, JobDefinition, MetadataValue, in_process_executor, job, op
+from pydantic import Field
+
+from dataplat_dagster.catalog import edit_catalog, load_catalog
+from dataplat_dagster.connectors.models import ConnectorSpec, connector_kind
+from dataplat_dagster.datasets import storage
+from dataplat_dagster.datasets.assets import dataset_key
+from dataplat_dagster.datasets.storage import DatasetStore, resolve_reference
+from dataplat_dagster.exporters.models import ExporterSpec
+from dataplat_dagster.workspace import Project
+
+EXPORT_JOB = "export_dataset"
+EXPORTER_TAG = "dataplat/exporter"
+
+
+class ExportConfig(Config):
+    dataset: str = Field(description="The dataset to export (a name from `dataplat dataset list`).")
+    exporter: str = Field(description="The exporter to write it through (a name from `dataplat exporter list`).")
+
+
+def export_key(project: str, exporter: str) -> list[str]:
+    return [project, "exports", exporter]
+
+
+def export_target_spec(project: Project, name: str, spec: ExporterSpec, connector: ConnectorSpec, datasets: list[str]) -> AssetSpec:
+    """The exporter's target as an external asset, downstream of the datasets exported to it."""
+    metadata = {"connector": MetadataValue.text(spec.connector), "export_mode": MetadataValue.text(spec.mode)}
+    if spec.table:
+        metadata["dagster/table_name"] = MetadataValue.text(spec.target())
+    else:
+        metadata["dagster/uri"] = MetadataValue.text(connector.address().rstrip("/") + "/" + spec.path.lstrip("/"))
+    return AssetSpec(
+        key=export_key(project.name, name),
+        group_name=project.name,
+        description=spec.description or f"Exporter {name!r}: {spec.mode} {spec.kind} {spec.target()} through connector {spec.connector!r}.",
+        deps=[dataset_key(project.name, dataset) for dataset in datasets],
+        kinds={connector_kind(connector)},
+        metadata=metadata,
+        tags={EXPORTER_TAG: name},
+    )
+
+
+def export_dataset_job(project: Project, exporters: list[str]) -> JobDefinition:
+    @op(name="export_dataset", required_resource_keys=set(exporters), tags={"dataplat/project": project.name})
+    def _export(context, config: ExportConfig):
+        catalog = load_catalog(project.catalog_path)
+        if config.exporter not in catalog.exporters:
+            raise Failure(f"Project {project.name!r} has no exporter {config.exporter!r} (its exporters: {', '.join(sorted(catalog.exporters))}).", allow_retries=False)
+        spec = catalog.datasets.get(config.dataset)
+        if spec is None:
+            raise Failure(f"Project {project.name!r} has no dataset {config.dataset!r}; see `dataplat dataset list`.", allow_retries=False)
+        # Image folders (not tables) will be refused here, before anything is written.
+        store = DatasetStore(resolve_reference(project.dir, catalog.storage_root), config.dataset)
+        if not store.exists(storage.DATA_FILE):
+            raise Failure(f"Dataset {config.dataset!r} has no stored data yet: materialize it first.", allow_retries=False)
+        exporter = getattr(context.resources, config.exporter)
+        from dataplat_dagster.datasources.reading import parquet_batches
+
+        with store.local_file(storage.DATA_FILE) as local:
+            metadata = exporter.export(parquet_batches(local), context.log)
+        record_export(project, config.exporter, config.dataset)
+        context.log_event(
+            AssetMaterialization(
+                asset_key=AssetKey(export_key(project.name, config.exporter)),
+                description=f"Dataset {config.dataset!r} exported.",
+                metadata={**metadata, "dataset": MetadataValue.text(config.dataset),
+                          "dataset_asset": MetadataValue.asset(AssetKey(dataset_key(project.name, config.dataset)))},
+            )
+        )
+
+    # In process: one step, which a subprocess would only slow down.
+    @job(name=EXPORT_JOB, description=f"Export a dataset of project {project.name!r} through one of its exporters.",
+         tags={"dataplat/project": project.name}, executor_def=in_process_executor)
+    def _job():
+        _export()
+
+    return _job
+
+
+def record_export(project: Project, exporter: str, dataset: str) -> None:
+    """Note that ``dataset`` was exported through ``exporter``: its edge in the lineage."""
+    with edit_catalog(project.catalog_path) as catalog:
+        spec = catalog.exporters.get(exporter)
+        if spec is not None and dataset not in spec.datasets and dataset in catalog.datasets:
+            spec.datasets.append(dataset)

@@ -1,0 +1,112 @@
+"""Pydantic model of an ``exporters:`` entry in a project's catalog, and the naming rules.
+
+An exporter names its connector, a mode and a target: ``table`` (optionally
+schema-qualified, in ``database``) for a SQL connector, or ``path`` and ``format`` for an
+FTP, SFTP, S3 or GCS connector. Which fits the connector is checked by the catalog.
+
+Table, schema and database names are identifiers, always quoted when sent to a database:
+letters (any script), digits, spaces, ``_``, ``-`` and ``$`` work exactly as written, SQL
+keywords included; quotes, backticks, semicolons, backslashes, dots inside a part and
+control characters are refused, so a name can never be read as SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ExportMode = Literal["overwrite", "timestamped"]
+FileFormat = Literal["csv", "parquet"]
+
+# UTC, sortable as text, lower case (safe unquoted in PostgreSQL too): orders_20261201_063000.
+TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
+TIMESTAMP_PATTERN = r"\d{8}_\d{6}"
+TIMESTAMP_LENGTH = len("_20261201_063000")
+# PostgreSQL truncates identifiers at 63 bytes; MySQL allows 64. The stricter one rules.
+MAX_IDENTIFIER_BYTES = 63
+_IDENTIFIER = re.compile(r"^[\w $-]+$")
+
+
+def check_identifier(name: str, what: str, reserve: int = 0) -> str:
+    """``name`` if it is a safe identifier; else a ValueError saying what to change."""
+    if not name or not name.strip():
+        raise ValueError(f"the {what} name is empty")
+    if name != name.strip():
+        raise ValueError(f"the {what} name {name!r} starts or ends with a space: remove it")
+    bad = sorted({c for c in name if not _IDENTIFIER.match(c)})
+    if bad:
+        shown = " ".join(repr(c) for c in bad)
+        raise ValueError(
+            f"the {what} name {name!r} contains {shown}: use letters, digits, spaces, '_', '-' or '$' "
+            "(quotes, semicolons, backslashes and dots are refused so that a name is never read as SQL)"
+        )
+    limit = MAX_IDENTIFIER_BYTES - reserve
+    if len(name.encode()) > limit:
+        extra = f" (the timestamp suffix takes {reserve})" if reserve else ""
+        raise ValueError(f"the {what} name {name!r} is longer than {limit} bytes{extra}: shorten it")
+    return name
+
+
+def timestamp_suffix(moment: datetime | None = None) -> str:
+    return (moment or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+
+
+class ExporterSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connector: str = Field(description="The connector to write through.")
+    mode: ExportMode = Field(description="overwrite: replace the target atomically; timestamped: a new <table>_<UTC timestamp> each time.")
+    description: str | None = None
+    database: str | None = Field(None, description="SQL: the database, if not the connector's default.")
+    table: str | None = Field(None, description="SQL: the table, optionally schema-qualified (sales.predictions).")
+    path: str | None = Field(None, description="File stores: the file's path from the store's root.")
+    format: FileFormat | None = Field(None, description="File stores: csv or parquet (default: from the path's suffix, else parquet).")
+    retention: int | None = Field(None, ge=1, description="Timestamped: keep the newest N tables or files it created, drop older ones.")
+    datasets: list[str] = Field(default_factory=list, description="Datasets exported through it from the list (its upstreams in the lineage).")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "ExporterSpec":
+        if bool(self.table) == bool(self.path):
+            raise ValueError("give exactly one of table (SQL) or path (file stores)")
+        if self.path and self.database:
+            raise ValueError("database applies to SQL exporters, not to a path")
+        if self.table and self.format:
+            raise ValueError("format applies to files (a path), not to a table")
+        if self.retention and self.mode != "timestamped":
+            raise ValueError("retention applies to mode timestamped: an overwrite exporter keeps one target")
+        reserve = TIMESTAMP_LENGTH if self.mode == "timestamped" else 0
+        if self.table:
+            *schema, table = self.table.split(".")
+            if len(schema) > 1:
+                raise ValueError(f"the table {self.table!r} has more than one dot: give table or schema.table")
+            for part in schema:
+                check_identifier(part, "schema")
+            check_identifier(table, "table", reserve)
+        if self.database:
+            check_identifier(self.database, "database")
+        return self
+
+    @field_validator("path")
+    @classmethod
+    def _file_path(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip("/") or value.endswith("/")):
+            raise ValueError(f"the path {value!r} names a folder: give a file's path, e.g. out/predictions.parquet")
+        return value
+
+    @property
+    def kind(self) -> str:
+        return "table" if self.table else "path"
+
+    @property
+    def file_format(self) -> FileFormat:
+        if self.format:
+            return self.format
+        return "csv" if (self.path or "").lower().endswith((".csv", ".csv.gz")) else "parquet"
+
+    def target(self) -> str:
+        if self.table:
+            return f"{self.database}.{self.table}" if self.database else self.table
+        return self.path or ""
