@@ -21,8 +21,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# The main job: the sample files, then the pipeline from the demo's SQLite "external
+# database" to a new timestamped table in it (each run adds one; the exporter keeps 10).
 demo: install
+	$(BIN)/python projects/demo/make_shop_db.py
 	$(BIN)/dagster job execute -f projects/demo/definitions.py -d projects/demo -j main
+	@echo
+	$(BIN)/dataplat --workspace . --project demo exporter show scored_orders_out
 	@echo
 	$(BIN)/dataplat --workspace . --project demo dataset list
 	@echo

@@ -96,8 +96,10 @@ def _check_free(project_dir: str, name: str, origin: str) -> None:
 
 
 def _register(project_dir: str, name: str, origin: str) -> None:
-    from dataplat_dagster.catalog import DatasetSpec, edit_catalog
+    from dataplat_dagster.catalog import DatasetSpec, edit_catalog, load_catalog
 
+    if name in load_catalog(_catalog_path(project_dir)).datasets:
+        return  # declared already (or registered by an earlier run): leave the file alone
     with edit_catalog(_catalog_path(project_dir)) as catalog:
         if name not in catalog.datasets:
             catalog.datasets[name] = DatasetSpec(origin=origin, description="Written by a pipeline.")

@@ -53,24 +53,33 @@ def datasource_asset(
     *,
     project: str | os.PathLike,
     key: AssetKey | list[str] | None = None,
+    dataset: str | None = None,
     output: OutputKind = "arrow",
     io_manager_key: str = "io_manager",
     **asset_kwargs,
 ) -> AssetsDefinition:
     """An asset (default key ``[project, "pipeline", <datasource>]``) holding the datasource's
-    rows, downstream of the datasource's external asset in the lineage graph."""
+    rows, downstream of the datasource's external asset in the lineage graph. With
+    ``dataset=NAME`` the rows are stored as that pipeline dataset (``pipeline_dataset``)."""
     project_obj, spec = _datasource(project, datasource)
     asset_kwargs.setdefault("group_name", project_obj.name)
     asset_kwargs.setdefault("description", f"The rows of datasource {datasource!r} ({spec.target()}).")
+    if dataset:
+        from dataplat_dagster.pipelines import pipeline_dataset
 
-    @asset(
-        key=key or [project_obj.name, "pipeline", datasource],
-        deps=[datasource_key(project_obj.name, datasource)],
-        required_resource_keys={spec.connector},
-        op_tags=connector_tags(spec.connector),
-        io_manager_key=io_manager_key,
-        **asset_kwargs,
-    )
+        decorate = pipeline_dataset(dataset, project=project, deps=[datasource_key(project_obj.name, datasource)],
+                                    required_resource_keys={spec.connector}, op_tags=connector_tags(spec.connector), **asset_kwargs)
+    else:
+        decorate = asset(
+            key=key or [project_obj.name, "pipeline", datasource],
+            deps=[datasource_key(project_obj.name, datasource)],
+            required_resource_keys={spec.connector},
+            op_tags=connector_tags(spec.connector),
+            io_manager_key=io_manager_key,
+            **asset_kwargs,
+        )
+
+    @decorate
     def _read(context):
         table = _read_table(context, spec)
         return Output(_as(table, output), metadata=_metadata(table))
