@@ -45,3 +45,4 @@ ui: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/profile.py
+	$(BIN)/python bench/datasources.py

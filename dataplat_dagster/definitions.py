@@ -68,7 +68,8 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
     # Each exporter is an IO manager under its own name, writing through its connector.
     for name, spec in catalog.exporters.items():
         connector = catalog.connectors[spec.connector]
-        resources[name] = ExporterIOManager.from_spec(name, spec, resources[spec.connector], connector.address())
+        uri_prefix = connector.file_uri("") if spec.path else ""
+        resources[name] = ExporterIOManager.from_spec(name, spec, resources[spec.connector], uri_prefix)
     if catalog.exporters:
         jobs.append(export_dataset_job(project, list(catalog.exporters)))
     exports = [

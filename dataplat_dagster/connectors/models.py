@@ -109,6 +109,10 @@ class FtpConnectorSpec(_NetworkBase):
     def address(self) -> str:
         return _server_address("ftps" if self.tls else "ftp", self, "/" + self.root.lstrip("/"))
 
+    def file_uri(self, path: str) -> str:
+        """The URI of a file at ``path`` from the root."""
+        return _server_address("ftps" if self.tls else "ftp", self, _joined("/" + self.root.strip("/"), path))
+
 
 class SftpConnectorSpec(_NetworkBase):
     type: Literal["sftp"] = "sftp"
@@ -121,6 +125,11 @@ class SftpConnectorSpec(_NetworkBase):
 
     def address(self) -> str:
         return _server_address("sftp", self, "/" + self.root if not self.root.startswith("/") else self.root)
+
+    def file_uri(self, path: str) -> str:
+        """The URI of a file at ``path`` from the root; a relative root is under the login folder (``/~/``)."""
+        root = self.root if self.root.startswith("/") else "/~/" + self.root.removeprefix(".").strip("/")
+        return _server_address("sftp", self, _joined(root, path))
 
     @field_validator("host_key_fingerprint")
     @classmethod
@@ -146,6 +155,9 @@ class S3ConnectorSpec(_ConnectorBase):
         where = f" at {self.endpoint_url}" if self.endpoint_url else ""
         return f"s3://{self.bucket}/{self.prefix}{where}"
 
+    def file_uri(self, path: str) -> str:
+        return f"s3://{self.bucket}" + _joined("/" + self.prefix.strip("/"), path)
+
     @model_validator(mode="after")
     def _both_keys(self) -> "S3ConnectorSpec":
         if bool(self.access_key_env) != bool(self.secret_key_env):
@@ -165,6 +177,9 @@ class GcsConnectorSpec(_ConnectorBase):
     def address(self) -> str:
         where = f" at {self.endpoint_url}" if self.endpoint_url else ""
         return f"gs://{self.bucket}/{self.prefix}{where}"
+
+    def file_uri(self, path: str) -> str:
+        return f"gs://{self.bucket}" + _joined("/" + self.prefix.strip("/"), path)
 
     @model_validator(mode="after")
     def _one_credential(self) -> "GcsConnectorSpec":
@@ -202,3 +217,8 @@ def connector_kind(connector: "ConnectorSpec") -> str:
         return connector.type
     dialect = (connector.dialect or "sql").split("+")[0]
     return {"postgres": "postgresql", "mariadb": "mysql"}.get(dialect, dialect)
+
+
+def _joined(folder: str, path: str) -> str:
+    """``folder/path`` with exactly one slash between them (``folder`` starts with one)."""
+    return folder.rstrip("/") + "/" + path.lstrip("/")

@@ -34,7 +34,7 @@ def datasource_source_spec(project: Project, name: str, spec: DatasourceSpec, co
     if spec.table:
         metadata["dagster/table_name"] = MetadataValue.text(spec.target())
     if spec.path:
-        metadata["dagster/uri"] = MetadataValue.text(connector.address().rstrip("/") + "/" + spec.path.lstrip("/"))
+        metadata["dagster/uri"] = MetadataValue.text(connector.file_uri(spec.path))
     return AssetSpec(
         key=datasource_key(project.name, name),
         group_name=project.name,

@@ -39,7 +39,7 @@ def export_target_spec(project: Project, name: str, spec: ExporterSpec, connecto
     if spec.table:
         metadata["dagster/table_name"] = MetadataValue.text(spec.target())
     else:
-        metadata["dagster/uri"] = MetadataValue.text(connector.address().rstrip("/") + "/" + spec.path.lstrip("/"))
+        metadata["dagster/uri"] = MetadataValue.text(connector.file_uri(spec.path))
     return AssetSpec(
         key=export_key(project.name, name),
         group_name=project.name,

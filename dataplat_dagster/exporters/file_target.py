@@ -18,8 +18,8 @@ from dataplat_dagster.exporters.models import TIMESTAMP_PATTERN, ExporterSpec, t
 from dataplat_dagster.exporters.sql_target import Written
 
 
-def write_file(connector, spec: ExporterSpec, reader, *, address: str, now=None) -> Written:
-    """``address`` is the store's URL (s3://bucket/prefix, sftp://host/root) for the written file's URI."""
+def write_file(connector, spec: ExporterSpec, reader, *, uri_prefix: str, now=None) -> Written:
+    """``uri_prefix`` is the URI of the store's root (s3://bucket/prefix/), for the written file's URI."""
     path = spec.path.lstrip("/")
     if spec.mode == "timestamped":
         path = _stamped(path, timestamp_suffix(now))
@@ -31,7 +31,7 @@ def write_file(connector, spec: ExporterSpec, reader, *, address: str, now=None)
                 raise connector.fail(f"{path!r} already exists: a timestamped export never overwrites. Another export ran in the same second; run it again")
             store.upload(local, path)
             dropped = _apply_retention(store, spec) if spec.retention else []
-    return Written(path, address.rstrip("/") + "/" + path, rows, dropped)
+    return Written(path, uri_prefix + path, rows, dropped)
 
 
 def created_files(store, spec: ExporterSpec) -> list[str]:

@@ -23,7 +23,7 @@ class ExporterIOManager(ConfigurableIOManager):
 
     exporter_name: str = Field(description="The exporter's name in the catalog.")
     connector: ConnectorResource = Field(description="The connector resource it writes through.")
-    address: str = Field(description="The connector's address, for URIs of written files.")
+    uri_prefix: str = Field("", description="Files: the URI of the store's root, for the URIs of written files.")
     mode: str = Field(description="overwrite or timestamped.")
     database: Optional[str] = None
     table: Optional[str] = None
@@ -32,8 +32,8 @@ class ExporterIOManager(ConfigurableIOManager):
     retention: Optional[int] = None
 
     @classmethod
-    def from_spec(cls, name: str, spec: ExporterSpec, connector: ConnectorResource, address: str) -> "ExporterIOManager":
-        return cls(exporter_name=name, connector=connector, address=address, **spec.model_dump(include={"mode", "database", "table", "path", "format", "retention"}))
+    def from_spec(cls, name: str, spec: ExporterSpec, connector: ConnectorResource, uri_prefix: str = "") -> "ExporterIOManager":
+        return cls(exporter_name=name, connector=connector, uri_prefix=uri_prefix, **spec.model_dump(include={"mode", "database", "table", "path", "format", "retention"}))
 
     @property
     def spec(self) -> ExporterSpec:
@@ -60,7 +60,7 @@ class ExporterIOManager(ConfigurableIOManager):
             if spec.table:
                 written = write_table(self.connector, spec, reader)
             else:
-                written = write_file(self.connector, spec, reader, address=self.address)
+                written = write_file(self.connector, spec, reader, uri_prefix=self.uri_prefix)
         except DataplatError as error:
             raise Failure(description=f"Exporter {self.exporter_name!r}: {error}", allow_retries=False) from None
         log.info(f"Exporter {self.exporter_name!r} ({spec.mode}) wrote {written.rows:,} rows to {written.identifier}.")

@@ -1,0 +1,107 @@
+"""The demo project end to end, as `make demo` runs it, in a copy of the workspace: the
+shop's SQLite database is created, `dagster job execute -j main` runs the whole pipeline
+(datasource → filter and derived column → join → prediction → timestamped export), and
+what it wrote is read back with the standard library's sqlite3 and the `dataplat` CLI."""
+
+import json
+import math
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SCORED = re.compile(r"scored_orders_\d{8}_\d{6}")
+COLUMNS = ["order_id", "customer_id", "order_date", "status", "amount", "city", "segment", "predicted_delivery_days"]
+
+
+@pytest.fixture
+def demo_workspace(tmp_path) -> Path:
+    """The repository's workspace files and projects/demo, without what runs left in it."""
+    ws = tmp_path / "ws"
+    shutil.copytree(REPO / "projects" / "demo", ws / "projects" / "demo",
+                    ignore=shutil.ignore_patterns("storage", "external", "__pycache__", ".dataplat.yaml.lock"))
+    for name in ("workspace.yaml", "dagster.yaml"):
+        shutil.copy(REPO / name, ws / name)
+    return ws
+
+
+def run(ws: Path, *command: str, timeout: float = 420) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATAPLAT_", "DAGSTER_HOME"))}
+    env["DAGSTER_HOME"] = str(ws)
+    return subprocess.run(command, cwd=ws, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def run_main(ws: Path) -> None:
+    job = run(ws, str(BIN / "dagster"), "job", "execute", "-f", "projects/demo/definitions.py", "-d", "projects/demo", "-j", "main")
+    assert job.returncode == 0, job.stdout[-5000:] + job.stderr[-5000:]
+
+
+def scored_tables(db: sqlite3.Connection) -> list[str]:
+    names = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return sorted(name for name in names if SCORED.fullmatch(name))
+
+
+def test_the_demo_main_job_runs_the_pipeline_and_exports_a_timestamped_table(demo_workspace):
+    ws = demo_workspace
+    made = run(ws, sys.executable, "projects/demo/make_shop_db.py")
+    assert made.returncode == 0, made.stderr
+    database = ws / "projects" / "demo" / "external" / "shop.db"
+    assert database.is_file()
+
+    started = time.monotonic()
+    run_main(ws)
+    first_run_s = time.monotonic() - started
+
+    with sqlite3.connect(database) as db:
+        (table,) = scored_tables(db)
+        (orders,) = db.execute("SELECT count(*) FROM orders").fetchone()
+        (valid,) = db.execute("SELECT count(*) FROM orders WHERE status != 'cancelled'").fetchone()
+        assert orders == 5000 and 0 < valid < orders
+        assert db.execute(f'SELECT count(*) FROM "{table}"').fetchone() == (valid,)
+        assert [row[1] for row in db.execute(f'PRAGMA table_info("{table}")')] == COLUMNS
+        # The same orders, none of them cancelled, each once.
+        assert db.execute(f'SELECT count(DISTINCT order_id), sum(status = \'cancelled\') FROM "{table}"').fetchone() == (valid, 0)
+        missing = db.execute(f'SELECT count(*) FROM orders o WHERE o.status != \'cancelled\' AND o.order_id NOT IN (SELECT order_id FROM "{table}")')
+        assert missing.fetchone() == (0,)
+
+        predictions = [row[0] for row in db.execute(f'SELECT predicted_delivery_days FROM "{table}"')]
+        assert len(predictions) == valid
+        assert all(isinstance(p, float) and math.isfinite(p) and 0 <= p <= 20 for p in predictions), (min(predictions), max(predictions))
+        assert len(set(predictions)) > 10  # a model, not a constant
+
+        # The derived column: quantity × unit_price, rounded to cents, for a few orders.
+        checked = db.execute(
+            f'SELECT s.order_id, s.amount, o.quantity, o.unit_price, s.customer_id = o.customer_id, s.order_date = o.order_date, '
+            f's.status = o.status FROM "{table}" s JOIN orders o USING (order_id) ORDER BY s.order_id LIMIT 25'
+        ).fetchall()
+        assert len(checked) == 25
+        for order_id, amount, quantity, unit_price, same_customer, same_date, same_status in checked:
+            assert amount == pytest.approx(round(quantity * unit_price, 2), abs=1e-9), order_id
+            assert same_customer and same_date and same_status, order_id
+        # The join: every order has its customer's city and segment.
+        assert db.execute(f'SELECT count(*) FROM "{table}" WHERE city IS NULL OR segment IS NULL').fetchone() == (0,)
+
+    time.sleep(1.1)  # the table names have a resolution of one second
+    run_main(ws)
+    with sqlite3.connect(database) as db:
+        tables = scored_tables(db)
+        assert len(tables) == 2 and tables[0] == table, tables
+        assert db.execute(f'SELECT count(*) FROM "{tables[1]}"').fetchone() == (valid,)
+
+    listed = run(ws, str(BIN / "dataplat"), "--workspace", str(ws), "--project", "demo", "dataset", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    datasets = {item["name"]: item for item in json.loads(listed.stdout)}
+    expected = {"orders_raw": ("pipeline_intermediate", orders), "orders_valid": ("pipeline_intermediate", valid),
+                "orders_enriched": ("pipeline_intermediate", valid), "orders_scored": ("pipeline_output", valid)}
+    for name, (origin, rows) in expected.items():
+        assert (datasets[name]["origin"], datasets[name]["status"], datasets[name]["rows"]) == (origin, "ready", rows), datasets[name]
+    assert datasets["customers"]["status"] == "ready" and datasets["sales"]["status"] == "ready"
+    print(f"first run of the main job: {first_run_s:.1f} s")
