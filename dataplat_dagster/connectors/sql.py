@@ -116,7 +116,10 @@ class SqlConnector(ConnectorResource):
         if key not in self._engines:
             from sqlalchemy import create_engine
 
-            self._engines[key] = create_engine(self.sqlalchemy_url(database), connect_args=self._connect_args(), pool_pre_ping=True)
+            engine = create_engine(self.sqlalchemy_url(database), connect_args=self._connect_args(), pool_pre_ping=True)
+            if self.backend == "sqlite":
+                _real_sqlite_transactions(engine)
+            self._engines[key] = engine
         return self._engines[key]
 
     @contextmanager
@@ -385,6 +388,21 @@ class SqlConnector(ConnectorResource):
     def teardown_after_execution(self, context) -> None:
         for engine in self._engines.values():
             engine.dispose()
+
+
+def _real_sqlite_transactions(engine) -> None:
+    """Make ``connection.begin()`` a real SQLite transaction that holds DDL too. Python's
+    sqlite3 opens its implicit transaction only before INSERT/UPDATE/DELETE, so a CREATE
+    or DROP before them would commit on its own (SQLAlchemy's documented recipe)."""
+    from sqlalchemy import event
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN")
 
 
 def option_value(text: str):

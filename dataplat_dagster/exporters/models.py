@@ -36,18 +36,22 @@ def check_identifier(name: str, what: str, reserve: int = 0) -> str:
         raise ValueError(f"the {what} name is empty")
     if name != name.strip():
         raise ValueError(f"the {what} name {name!r} starts or ends with a space: remove it")
-    bad = sorted({c for c in name if not _IDENTIFIER.match(c)})
+    _refuse_characters(name, what)
+    limit = MAX_IDENTIFIER_BYTES - reserve
+    if len(name.encode()) > limit:
+        extra = f" (the timestamp suffix takes {reserve})" if reserve else ""
+        raise ValueError(f"the {what} name {name!r} is longer than {limit} bytes{extra}: shorten it")
+    return name
+
+
+def _refuse_characters(name: str, what: str, allowed: str = "") -> None:
+    bad = sorted({c for c in name if c not in allowed and not _IDENTIFIER.match(c)})
     if bad:
         shown = " ".join(repr(c) for c in bad)
         raise ValueError(
             f"the {what} name {name!r} contains {shown}: use letters, digits, spaces, '_', '-' or '$' "
             "(quotes, semicolons, backslashes and dots are refused so that a name is never read as SQL)"
         )
-    limit = MAX_IDENTIFIER_BYTES - reserve
-    if len(name.encode()) > limit:
-        extra = f" (the timestamp suffix takes {reserve})" if reserve else ""
-        raise ValueError(f"the {what} name {name!r} is longer than {limit} bytes{extra}: shorten it")
-    return name
 
 
 def timestamp_suffix(moment: datetime | None = None) -> str:
@@ -79,6 +83,7 @@ class ExporterSpec(BaseModel):
             raise ValueError("retention applies to mode timestamped: an overwrite exporter keeps one target")
         reserve = TIMESTAMP_LENGTH if self.mode == "timestamped" else 0
         if self.table:
+            _refuse_characters(self.table, "table", allowed=".")  # before the dots are read as schema.table
             *schema, table = self.table.split(".")
             if len(schema) > 1:
                 raise ValueError(f"the table {self.table!r} has more than one dot: give table or schema.table")

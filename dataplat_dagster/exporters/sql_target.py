@@ -31,6 +31,9 @@ from dataplat_dagster.connectors.sql import arrow_table_definition, insert_batch
 from dataplat_dagster.exporters.models import TIMESTAMP_PATTERN, ExporterSpec, timestamp_suffix
 
 STAGING_PREFIX = "dataplat_staging_"
+# The swap waits this long for readers' transactions on the old table, then gives up (and
+# the old table stays): waiting forever would queue every later reader behind the swap.
+SWAP_LOCK_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ def _overwrite_postgres(connector, spec, schema, table, staging, reader) -> int:
     with connector.adbc_connection(spec.database) as connection, connection.cursor() as cursor:
         try:
             rows = cursor.adbc_ingest(staging, reader, mode="create", db_schema_name=schema)
+            cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT_S}s'")
             cursor.execute(f"DROP TABLE IF EXISTS {target}")
             cursor.execute(f"ALTER TABLE {staged} RENAME TO {quoted(connector, None, table)}")
         except Exception as error:
@@ -148,6 +152,7 @@ def _overwrite_mysql(connector, spec, schema, table, staging, reader) -> int:
                 definition.create(connection)
                 rows = insert_batches(connection, definition, reader)
             exists = inspect(connection).has_table(table, schema=schema)
+            connection.execute(text(f"SET SESSION lock_wait_timeout = {SWAP_LOCK_TIMEOUT_S}"))
             swap = f"RENAME TABLE {target} TO {retired}, {staged} TO {target}" if exists else f"RENAME TABLE {staged} TO {target}"
             connection.execute(text(swap))
         except Exception as error:

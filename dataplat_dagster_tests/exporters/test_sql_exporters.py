@@ -238,7 +238,7 @@ def test_hostile_names_are_refused_and_odd_ones_work_exactly_as_written(pg_proje
         ("exports.`tick`", "contains '`'"),
         ("exports.back\\slash", "contains '\\\\'"),
         ("exports. padded", "starts or ends with a space"),
-        ("exports." + "x" * 60, "longer than 63 bytes"),
+        ("exports." + "x" * 64, "longer than 63 bytes"),
     ]:
         with pytest.raises(ValueError) as refused:
             ExporterSpec(connector="db", mode="overwrite", table=name)
