@@ -169,15 +169,15 @@ def _refuse_if_used(catalog: ProjectCatalog, name: str) -> None:
 
 
 def _summary(catalog: ProjectCatalog, name: str, spec: DatasourceSpec) -> dict:
-    from dataplat_dagster.datasources.automation import snapshot_job_name
+    from dataplat_dagster.datasources.automation import schedule_name, sensor_name, snapshot_job_name
 
     settings = spec.model_dump(mode="json", exclude_defaults=True)
     used_by = catalog.datasource_dependants(name)
     job = snapshot_job_name(name) if used_by else None
     automation = {
         "job": job,
-        "schedule": f"{job}_schedule" if job and spec.schedule else None,
-        "sensor": f"watch_{name}" if job and spec.kind == "path" else None,
+        "schedule": schedule_name(name) if job and spec.schedule else None,
+        "sensor": sensor_name(name) if job and spec.kind == "path" else None,
     }
     return {
         "name": name, "connector": spec.connector, "kind": spec.kind, "target": spec.target(),

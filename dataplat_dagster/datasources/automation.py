@@ -41,6 +41,14 @@ def snapshot_job_name(datasource: str) -> str:
     return f"snapshot_{datasource}"
 
 
+def schedule_name(datasource: str) -> str:
+    return f"{snapshot_job_name(datasource)}_schedule"
+
+
+def sensor_name(datasource: str) -> str:
+    return f"watch_{datasource}"
+
+
 def datasource_automation(project: str, datasources: dict[str, DatasourceSpec], datasets_by_source: dict[str, list[str]]):
     """The jobs, schedules and sensors of the datasources that have snapshot datasets."""
     jobs, schedules, sensors = [], [], []
@@ -59,7 +67,7 @@ def datasource_automation(project: str, datasources: dict[str, DatasourceSpec], 
         if spec.schedule:
             schedules.append(
                 ScheduleDefinition(
-                    name=f"{snapshot_job_name(name)}_schedule",
+                    name=schedule_name(name),
                     job=job,
                     cron_schedule=spec.schedule,
                     execution_timezone="UTC",
@@ -74,7 +82,7 @@ def datasource_automation(project: str, datasources: dict[str, DatasourceSpec], 
 
 def file_change_sensor(name: str, spec: DatasourceSpec, job: JobDefinition, keys: list[AssetKey]) -> SensorDefinition:
     @sensor(
-        name=f"watch_{name}",
+        name=sensor_name(name),
         job=job,
         minimum_interval_seconds=spec.watch_interval_s,
         default_status=DefaultSensorStatus.RUNNING if spec.watch else DefaultSensorStatus.STOPPED,

@@ -14,8 +14,7 @@ import re
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from dataplat_dagster.exporters.models import TIMESTAMP_PATTERN, ExporterSpec, timestamp_suffix
-from dataplat_dagster.exporters.sql_target import Written
+from dataplat_dagster.exporters.models import TIMESTAMP_PATTERN, ExporterSpec, Written, timestamp_suffix
 
 
 def write_file(connector, spec: ExporterSpec, reader, *, uri_prefix: str, now=None) -> Written:

@@ -13,6 +13,7 @@ control characters are refused, so a name can never be read as SQL.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
 
@@ -115,3 +116,13 @@ class ExporterSpec(BaseModel):
         if self.table:
             return f"{self.database}.{self.table}" if self.database else self.table
         return self.path or ""
+
+
+@dataclass(frozen=True)
+class Written:
+    """What an export wrote: the table (or file) name, its full identifier, the rows."""
+
+    name: str
+    identifier: str  # database.schema.table for tables, a URI for files
+    rows: int
+    dropped: list[str] = field(default_factory=list)  # removed by retention

@@ -25,25 +25,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
 
 from dataplat_dagster.connectors.sql import arrow_table_definition, insert_batches
-from dataplat_dagster.exporters.models import TIMESTAMP_PATTERN, ExporterSpec, timestamp_suffix
+from dataplat_dagster.exporters.models import TIMESTAMP_PATTERN, ExporterSpec, Written, timestamp_suffix
 
 STAGING_PREFIX = "dataplat_staging_"
 # The swap waits this long for readers' transactions on the old table, then gives up (and
 # the old table stays): waiting forever would queue every later reader behind the swap.
 SWAP_LOCK_TIMEOUT_S = 60
-
-
-@dataclass(frozen=True)
-class Written:
-    """What an export wrote: the table (or file) name, its full identifier, the rows."""
-
-    name: str
-    identifier: str  # database.schema.table for tables, a URI for files
-    rows: int
-    dropped: list[str] = field(default_factory=list)  # removed by retention
 
 
 def split_table(spec: ExporterSpec) -> tuple[str | None, str]:
