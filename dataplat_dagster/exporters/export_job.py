@@ -52,7 +52,7 @@ def export_target_spec(project: Project, name: str, spec: ExporterSpec, connecto
 
 
 def export_dataset_job(project: Project, exporters: list[str]) -> JobDefinition:
-    @op(name="export_dataset", required_resource_keys=set(exporters), tags={"dataplat/project": project.name})
+    @op(name="write_export", required_resource_keys=set(exporters), tags={"dataplat/project": project.name})
     def _export(context, config: ExportConfig):
         catalog = load_catalog(project.catalog_path)
         if config.exporter not in catalog.exporters:

@@ -23,7 +23,7 @@ def export_dataset(instance: DagsterInstance, project: Project, dataset: str, ex
         raise DataplatError(f"Dataset {dataset!r} has no stored data yet (see `dataplat dataset list`); materialize it first.")
     # Recorded first, so that the run's definitions already draw the dataset → export edge.
     record_export(project, exporter, dataset)
-    config = {"ops": {"export_dataset": {"config": {"dataset": dataset, "exporter": exporter}}}, **runs.QUIET_CONSOLE}
+    config = {"ops": {"write_export": {"config": {"dataset": dataset, "exporter": exporter}}}, **runs.QUIET_CONSOLE}
     tags = {EXPORTER_TAG: exporter, "dataplat/dataset": dataset}
     run_id = runs.create_run(instance, project, EXPORT_JOB, [], config, tags)
     outcome = runs.execute(instance, run_id)
