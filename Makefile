@@ -46,3 +46,4 @@ bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/profile.py
 	$(BIN)/python bench/datasources.py
+	$(BIN)/python bench/exporters.py
