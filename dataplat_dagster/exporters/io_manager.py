@@ -82,12 +82,10 @@ class ExporterIOManager(ConfigurableIOManager):
         return metadata
 
     def load_input(self, context: InputContext):
-        import pyarrow as pa
-
-        table = self.read_back()
+        """A ``pyarrow.Table``, or a DataFrame for an input annotated so."""
         wanted = context.dagster_type.typing_type
         handler = next((h for h in TYPE_HANDLERS if h.handles_type(wanted)), TYPE_HANDLERS[0])
-        return handler.from_arrow(table) if wanted is not pa.Table else table
+        return handler.from_arrow(self.read_back())
 
     def read_back(self):
         """The target's current content (the newest timestamped one), as a ``pyarrow.Table``."""

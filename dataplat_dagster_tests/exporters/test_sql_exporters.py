@@ -311,3 +311,26 @@ def test_sqlite_both_modes_and_a_failed_overwrite(tmp_path):
     with sqlite3.connect(database) as db:
         assert db.execute(f'SELECT label FROM "{first}" ORDER BY id').fetchall() == [("a",), ("b'; DROP TABLE x; --",), ("ç",)]
         assert db.execute(f'SELECT count(*) FROM "{second}"').fetchone() == (5,)
+
+
+def test_a_downstream_asset_reads_the_exported_table_back(tmp_path):
+    project = Project(tmp_path, {"type": "sql", "dialect": "sqlite", "database": str(tmp_path / "out.db")})
+    project.exporter("stamped", mode="timestamped", table="preds")
+    seen = {}
+
+    @asset(io_manager_key="stamped")
+    def preds():
+        return ids(4)
+
+    @asset
+    def as_frame(preds: pd.DataFrame) -> None:
+        seen["frame"] = preds
+
+    @asset
+    def as_arrow(preds: pa.Table) -> None:
+        seen["arrow"] = preds
+
+    defs = project_definitions(project.dir)
+    assert materialize([preds, as_frame, as_arrow], resources=defs.resources, instance=project.instance).success
+    assert isinstance(seen["frame"], pd.DataFrame) and seen["frame"]["id"].tolist() == [0, 1, 2, 3]
+    assert isinstance(seen["arrow"], pa.Table) and seen["arrow"].column("id").to_pylist() == [0, 1, 2, 3]
