@@ -14,7 +14,8 @@ from pydantic import ValidationError
 from dataplat_dagster.catalog import edit_catalog, load_catalog
 from dataplat_dagster.catalog.models import find_entry
 from dataplat_dagster.cli.context import CliContext, pass_context
-from dataplat_dagster.cli.output import confirm_delete, print_json, print_table
+from dataplat_dagster.cli.catalog_entries import add_entry, delete_entry
+from dataplat_dagster.cli.output import print_json, print_table
 from dataplat_dagster.connectors.models import CONNECTOR_TYPES, SECRET_FIELDS, SPEC_BY_TYPE
 from dataplat_dagster.connectors.secrets import MASK
 from dataplat_dagster.errors import CatalogError, ConnectorError, DataplatError
@@ -106,10 +107,7 @@ def connector_create(ctx: CliContext, type_: str, name: str, **given) -> None:
     """Create connector NAME of TYPE (sql, ftp, sftp, s3, gcs) in the project's catalog."""
     values = _given_values(type_, given)
     spec = _validate(type_, name, {"type": type_, **values})
-    with edit_catalog(ctx.project.catalog_path) as catalog:
-        if name in catalog.connectors:
-            raise CatalogError(f"Connector {name!r} already exists in project {ctx.project.name!r}: change it with `dataplat connector edit {name}`, or choose another name.")
-        catalog.connectors[name] = spec
+    add_entry(ctx.project, "connectors", name, spec, f"change it with `dataplat connector edit {name}`, or choose another name")
     click.echo(f"Created {type_} connector {name!r}: {spec.address()}")
     _warn_missing_env(name, spec)
     click.echo(f"Test it with: dataplat connector test {name}")
@@ -178,14 +176,7 @@ def connector_show(ctx: CliContext, name: str, as_json: bool) -> None:
 @pass_context
 def connector_delete(ctx: CliContext, name: str, yes: bool) -> None:
     """Delete connector NAME, unless a datasource or exporter uses it."""
-    catalog = load_catalog(ctx.project.catalog_path)
-    _find(catalog, ctx, name)
-    _refuse_if_used(catalog, name)
-    confirm_delete(f"connector {name!r}", f"Delete connector {name!r}?", yes)
-    with edit_catalog(ctx.project.catalog_path) as catalog:
-        _refuse_if_used(catalog, name)  # again, under the lock: a datasource may have appeared
-        del catalog.connectors[name]
-    click.echo(f"Deleted connector {name!r}.")
+    delete_entry(ctx.project, "connectors", name, yes, refuse_if_used=_refuse_if_used)
 
 
 @connector.command("test")

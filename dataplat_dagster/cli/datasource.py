@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import click
 
-from dataplat_dagster.catalog import edit_catalog, load_catalog
+from dataplat_dagster.catalog import load_catalog
 from dataplat_dagster.catalog.models import ProjectCatalog, find_entry
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.csv_flags import csv_flags, csv_options
-from dataplat_dagster.cli.output import confirm_delete, human_count, print_json, print_table
-from dataplat_dagster.cli.validation import validate_entry
+from dataplat_dagster.cli.catalog_entries import add_entry, delete_entry, validate_entry
+from dataplat_dagster.cli.output import human_count, print_json, print_table
 from dataplat_dagster.datasources.models import DatasourceSpec
 from dataplat_dagster.errors import CatalogError
 
@@ -58,10 +58,7 @@ def datasource_create(ctx: CliContext, name: str, connector: str, database, tabl
     if dry_run:
         _probe_and_print(ctx, _with(catalog, name, spec), name, as_json)
         return
-    with edit_catalog(ctx.project.catalog_path) as catalog:
-        if name in catalog.datasources:
-            raise CatalogError(f"Datasource {name!r} already exists in project {ctx.project.name!r}: delete it first, or choose another name.")
-        catalog.datasources[name] = spec
+    add_entry(ctx.project, "datasources", name, spec, "delete it first, or choose another name")
     click.echo(f"Created datasource {name!r}: {spec.kind} {spec.target()} through connector {connector!r}.")
     click.echo(f"Test it with: dataplat datasource test {name}")
 
@@ -109,14 +106,7 @@ def datasource_show(ctx: CliContext, name: str, as_json: bool) -> None:
 @pass_context
 def datasource_delete(ctx: CliContext, name: str, yes: bool) -> None:
     """Delete datasource NAME, unless a dataset is a snapshot of it (the source is never touched)."""
-    catalog = load_catalog(ctx.project.catalog_path)
-    _find(catalog, ctx, name)
-    _refuse_if_used(catalog, name)
-    confirm_delete(f"datasource {name!r}", f"Delete datasource {name!r}?", yes)
-    with edit_catalog(ctx.project.catalog_path) as catalog:
-        _refuse_if_used(catalog, name)
-        del catalog.datasources[name]
-    click.echo(f"Deleted datasource {name!r}.")
+    delete_entry(ctx.project, "datasources", name, yes, refuse_if_used=_refuse_if_used)
 
 
 @datasource.command("test")

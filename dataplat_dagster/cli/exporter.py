@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import click
 
-from dataplat_dagster.catalog import edit_catalog, load_catalog
+from dataplat_dagster.catalog import load_catalog
 from dataplat_dagster.catalog.models import ProjectCatalog, find_entry
 from dataplat_dagster.cli.context import CliContext, pass_context
-from dataplat_dagster.cli.output import confirm_delete, human_count, print_json, print_table, warn
-from dataplat_dagster.cli.validation import validate_entry
-from dataplat_dagster.errors import CatalogError, DataplatError
+from dataplat_dagster.cli.catalog_entries import add_entry, delete_entry, validate_entry
+from dataplat_dagster.cli.output import human_count, print_json, print_table, warn
+from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.exporters.models import ExporterSpec
 
 
@@ -44,10 +44,7 @@ def exporter_create(ctx: CliContext, name: str, connector: str, mode: str, datab
               "format": file_format, "retention": retention, "description": description}
     catalog = load_catalog(ctx.project.catalog_path)
     spec = validate_entry(catalog, "exporters", name, ExporterSpec, {k: v for k, v in values.items() if v is not None})
-    with edit_catalog(ctx.project.catalog_path) as catalog:
-        if name in catalog.exporters:
-            raise CatalogError(f"Exporter {name!r} already exists in project {ctx.project.name!r}: delete it first, or choose another name.")
-        catalog.exporters[name] = spec
+    add_entry(ctx.project, "exporters", name, spec, "delete it first, or choose another name")
     click.echo(f"Created exporter {name!r}: {spec.mode} {spec.kind} {spec.target()} through connector {connector!r}.")
     click.echo(f"Use it as io_manager_key={name!r}, or: dataplat dataset export DATASET --exporter {name}")
 
@@ -103,12 +100,7 @@ def exporter_show(ctx: CliContext, name: str, as_json: bool) -> None:
 @pass_context
 def exporter_delete(ctx: CliContext, name: str, yes: bool) -> None:
     """Delete exporter NAME (what it wrote stays where it is)."""
-    catalog = load_catalog(ctx.project.catalog_path)
-    find_entry(catalog.exporters, "exporter", name, ctx.project.name)
-    confirm_delete(f"exporter {name!r}", f"Delete exporter {name!r}? What it wrote stays.", yes)
-    with edit_catalog(ctx.project.catalog_path) as catalog:
-        catalog.exporters.pop(name, None)
-    click.echo(f"Deleted exporter {name!r}.")
+    delete_entry(ctx.project, "exporters", name, yes, question=f"Delete exporter {name!r}? What it wrote stays.")
 
 
 def _summary(name: str, spec: ExporterSpec) -> dict:
