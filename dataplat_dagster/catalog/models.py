@@ -72,31 +72,29 @@ class ProjectCatalog(_Strict):
         return [f"dataset {name!r}" for name, spec in self.datasets.items() if spec.datasource == datasource]
 
     @model_validator(mode="after")
-    def _datasources_fit_their_connectors(self) -> "ProjectCatalog":
+    def _entries_fit_their_connectors(self) -> "ProjectCatalog":
         for name, spec in self.datasources.items():
-            connector = self.connectors.get(spec.connector)
-            if connector is None:
-                known = ", ".join(sorted(self.connectors)) or "none yet"
-                raise ValueError(f"datasource {name!r} names the connector {spec.connector!r}, which does not exist (connectors: {known})")
-            if connector.type == "sql" and spec.kind == "path":
-                raise ValueError(f"datasource {name!r} reads a path, but {spec.connector!r} is a SQL connector: give a table or a query")
-            if connector.type != "sql" and spec.kind != "path":
-                raise ValueError(f"datasource {name!r} reads a {spec.kind}, but {spec.connector!r} is a {connector.type} connector: give a path")
+            self._check_fits_connector("datasource", name, spec, "reads", "a table or a query")
         for name, spec in self.exporters.items():
-            connector = self.connectors.get(spec.connector)
-            if connector is None:
-                known = ", ".join(sorted(self.connectors)) or "none yet"
-                raise ValueError(f"exporter {name!r} names the connector {spec.connector!r}, which does not exist (connectors: {known})")
-            if connector.type == "sql" and spec.kind == "path":
-                raise ValueError(f"exporter {name!r} writes a path, but {spec.connector!r} is a SQL connector: give a table")
-            if connector.type != "sql" and spec.kind != "path":
-                raise ValueError(f"exporter {name!r} writes a table, but {spec.connector!r} is a {connector.type} connector: give a path")
+            self._check_fits_connector("exporter", name, spec, "writes", "a table")
             if name in self.connectors:
                 raise ValueError(f"exporter {name!r} has the name of a connector: both are resources of the project, so choose another name")
         for name, spec in self.datasets.items():
             if spec.datasource and spec.datasource not in self.datasources:
                 raise ValueError(f"dataset {name!r} is a snapshot of the datasource {spec.datasource!r}, which does not exist")
         return self
+
+    def _check_fits_connector(self, kind: str, name: str, spec, verb: str, sql_targets: str) -> None:
+        """The connector a datasource or exporter names exists, and takes what it targets:
+        a table or query on SQL, a path on a file store."""
+        connector = self.connectors.get(spec.connector)
+        if connector is None:
+            known = ", ".join(sorted(self.connectors)) or "none yet"
+            raise ValueError(f"{kind} {name!r} names the connector {spec.connector!r}, which does not exist (connectors: {known})")
+        if connector.type == "sql" and spec.kind == "path":
+            raise ValueError(f"{kind} {name!r} {verb} a path, but {spec.connector!r} is a SQL connector: give {sql_targets}")
+        if connector.type != "sql" and spec.kind != "path":
+            raise ValueError(f"{kind} {name!r} {verb} a {spec.kind}, but {spec.connector!r} is a {connector.type} connector: give a path")
 
     @field_validator("datasets", "connectors", "datasources", "exporters")
     @classmethod
