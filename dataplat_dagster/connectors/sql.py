@@ -122,6 +122,12 @@ class SqlConnector(ConnectorResource):
             self._engines[key] = engine
         return self._engines[key]
 
+    def quote(self, *parts: Optional[str]) -> str:
+        """``schema.table`` (or any dotted name) quoted part by part as this dialect's
+        identifiers: a name, never SQL text. ``None`` parts are left out."""
+        preparer = self.engine().dialect.identifier_preparer
+        return ".".join(preparer.quote_identifier(part) for part in parts if part)
+
     @contextmanager
     def connect(self, database: Optional[str] = None) -> Iterator[Any]:
         """A SQLAlchemy connection; transient failures to connect are retried."""
@@ -349,9 +355,8 @@ class SqlConnector(ConnectorResource):
         from sqlalchemy import text
 
         denied = []
-        preparer = self.engine().dialect.identifier_preparer
         for name in tables[:3]:
-            quoted = ".".join(preparer.quote_identifier(part) for part in name.split("."))
+            quoted = self.quote(*name.split("."))
             try:
                 with self.engine().connect() as connection:
                     connection.execute(text(f"SELECT * FROM {quoted} WHERE 1 = 0")).close()

@@ -96,12 +96,10 @@ def _datasource(project: str | os.PathLike, datasource: str) -> tuple[Project, D
 
 
 def _read_table(context, spec: DatasourceSpec):
-    import pyarrow as pa
-
     connector = getattr(context.resources, spec.connector)
     try:
         with open_datasource(connector, spec) as reader:
-            table = pa.Table.from_batches(list(reader), reader.schema)
+            table = reader.read_all()
     except DataplatError as error:
         raise Failure(description=f"Datasource {spec.target()!r}: {error}", allow_retries=False) from None
     context.log.info(f"Read {table.num_rows:,} rows × {table.num_columns} columns from {spec.target()}.")

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from dataplat_dagster.datasources.reading import quote_column
 from dataplat_dagster.errors import InputError
 
 CURSOR_KEY = "dataplat/cursor"
@@ -39,7 +38,7 @@ class Cursor:
 
 
 def where_after(connector, cursor: Cursor) -> str:
-    return f"{quote_column(connector, cursor.column)} > {cursor.literal}"
+    return f"{connector.quote(cursor.column)} > {cursor.literal}"
 
 
 def sql_literal(connector, value: Any) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from dataplat_dagster.catalog.models import ProjectCatalog, find_entry
 from dataplat_dagster.connectors.registry import open_connector
-from dataplat_dagster.datasources.reading import PARQUET_MAGIC, quote_table, select_statement
+from dataplat_dagster.datasources.reading import PARQUET_MAGIC, select_statement
 from dataplat_dagster.errors import DataplatError, InputError
 
 SAMPLE_ROWS = 10
@@ -79,7 +79,7 @@ def _sql_row_estimate(connector, spec, select: str) -> tuple[int | None, bool]:
         if connector.backend == "postgresql":
             if spec.table:
                 estimate = connection.execute(
-                    text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:name)"), {"name": quote_table(connector, spec.table)}
+                    text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:name)"), {"name": connector.quote(*spec.table.split("."))}
                 ).scalar()
                 if estimate is not None and estimate >= 0:
                     return int(estimate), False

@@ -25,17 +25,7 @@ def select_statement(connector, spec) -> str:
     """The SELECT a datasource stands for: its query, or every column of its table."""
     if spec.query:
         return spec.query.strip().rstrip(";")
-    return f"SELECT * FROM {quote_table(connector, spec.table)}"
-
-
-def quote_table(connector, table: str) -> str:
-    """``schema.table`` quoted part by part as identifiers: a name, never SQL text."""
-    preparer = connector.engine().dialect.identifier_preparer
-    return ".".join(preparer.quote_identifier(part) for part in table.split("."))
-
-
-def quote_column(connector, column: str) -> str:
-    return connector.engine().dialect.identifier_preparer.quote_identifier(column)
+    return f"SELECT * FROM {connector.quote(*spec.table.split('.'))}"
 
 
 def read_sql(connector, spec, where: str | None = None):

@@ -30,10 +30,10 @@ def newest_target(connector, spec: ExporterSpec) -> str:
 def read_target(connector, spec: ExporterSpec):
     name = newest_target(connector, spec)
     if spec.table:
-        from dataplat_dagster.exporters.sql_target import quoted, split_table
+        from dataplat_dagster.exporters.sql_target import split_table
 
         schema, _ = split_table(spec)
-        return connector.read_arrow(f"SELECT * FROM {quoted(connector, schema, name)}", database=spec.database).read_all()
+        return connector.read_arrow(f"SELECT * FROM {connector.quote(schema, name)}", database=spec.database).read_all()
     with tempfile.TemporaryDirectory(prefix="dataplat-export-read-") as tmp, connector.open_store() as store:
         local = store.download(name, Path(tmp) / PurePosixPath(name).name)
         if spec.file_format == "csv":
@@ -79,11 +79,11 @@ def _rows(connector, spec: ExporterSpec, name: str) -> int | None:
     if spec.table:
         from sqlalchemy import text
 
-        from dataplat_dagster.exporters.sql_target import quoted, split_table
+        from dataplat_dagster.exporters.sql_target import split_table
 
         schema, _ = split_table(spec)
         with connector.connect(spec.database) as connection:
-            return int(connection.execute(text(f"SELECT count(*) FROM {quoted(connector, schema, name)}")).scalar())
+            return int(connection.execute(text(f"SELECT count(*) FROM {connector.quote(schema, name)}")).scalar())
     if spec.file_format != "parquet":
         return None  # counting a CSV's rows means reading it all
     import pyarrow.parquet as pq

@@ -64,11 +64,6 @@ def created_tables(connector, spec: ExporterSpec) -> list[str]:
     return sorted(name for name in names if pattern.fullmatch(name))
 
 
-def quoted(connector, schema: str | None, name: str) -> str:
-    preparer = connector.engine(None).dialect.identifier_preparer
-    return ".".join(preparer.quote_identifier(part) for part in (schema, name) if part)
-
-
 def _identifier(connector, spec: ExporterSpec, schema: str | None, name: str) -> str:
     url = connector.sqlalchemy_url(spec.database)
     database = spec.database or (url.database if connector.backend != "sqlite" else None)
@@ -83,7 +78,7 @@ def _create(connector, spec: ExporterSpec, schema: str | None, name: str, reader
     except Exception as error:
         if "already exists" in str(error):
             raise connector.fail(
-                f"table {quoted(connector, schema, name)} already exists: a timestamped export never overwrites. "
+                f"table {connector.quote(schema, name)} already exists: a timestamped export never overwrites. "
                 "Another export ran in the same second; run it again"
             ) from None
         raise
@@ -99,13 +94,13 @@ def _overwrite(connector, spec: ExporterSpec, schema: str | None, table: str, re
 
 
 def _overwrite_postgres(connector, spec, schema, table, staging, reader) -> int:
-    target, staged = quoted(connector, schema, table), quoted(connector, schema, staging)
+    target, staged = connector.quote(schema, table), connector.quote(schema, staging)
     with connector.adbc_connection(spec.database) as connection, connection.cursor() as cursor:
         try:
             rows = cursor.adbc_ingest(staging, reader, mode="create", db_schema_name=schema)
             cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT_S}s'")
             cursor.execute(f"DROP TABLE IF EXISTS {target}")
-            cursor.execute(f"ALTER TABLE {staged} RENAME TO {quoted(connector, None, table)}")
+            cursor.execute(f"ALTER TABLE {staged} RENAME TO {connector.quote(table)}")
         except Exception as error:
             connection.rollback()
             raise connector.fail(f"overwriting table {target} failed; it is unchanged", error) from None
@@ -116,14 +111,14 @@ def _overwrite_postgres(connector, spec, schema, table, staging, reader) -> int:
 def _overwrite_in_one_transaction(connector, spec, schema, table, staging, reader) -> int:
     from sqlalchemy import MetaData, text
 
-    target = quoted(connector, schema, table)
+    target = connector.quote(schema, table)
     try:
         with connector.connect(spec.database) as connection, connection.begin():
             staged = arrow_table_definition(staging, reader.schema, MetaData(schema=schema))
             staged.create(connection)
             rows = insert_batches(connection, staged, reader)
             connection.execute(text(f"DROP TABLE IF EXISTS {target}"))
-            connection.execute(text(f"ALTER TABLE {quoted(connector, schema, staging)} RENAME TO {quoted(connector, None, table)}"))
+            connection.execute(text(f"ALTER TABLE {connector.quote(schema, staging)} RENAME TO {connector.quote(table)}"))
     except Exception as error:
         raise connector.fail(f"overwriting table {target} failed; it is unchanged", error) from None
     return rows
@@ -132,8 +127,8 @@ def _overwrite_in_one_transaction(connector, spec, schema, table, staging, reade
 def _overwrite_mysql(connector, spec, schema, table, staging, reader) -> int:
     from sqlalchemy import MetaData, inspect, text
 
-    target, staged = quoted(connector, schema, table), quoted(connector, schema, staging)
-    retired = quoted(connector, schema, STAGING_PREFIX + "old_" + staging[-12:])
+    target, staged = connector.quote(schema, table), connector.quote(schema, staging)
+    retired = connector.quote(schema, STAGING_PREFIX + "old_" + staging[-12:])
     with connector.connect(spec.database) as connection:
         try:
             with connection.begin():
@@ -161,5 +156,5 @@ def _apply_retention(connector, spec: ExporterSpec, schema: str | None, table: s
     if doomed:
         with connector.connect(spec.database) as connection, connection.begin():
             for name in doomed:
-                connection.execute(text(f"DROP TABLE IF EXISTS {quoted(connector, schema, name)}"))
+                connection.execute(text(f"DROP TABLE IF EXISTS {connector.quote(schema, name)}"))
     return doomed
