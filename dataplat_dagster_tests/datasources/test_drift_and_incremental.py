@@ -7,7 +7,8 @@ import sqlite3
 import pytest
 
 from dataplat_dagster_tests.datasources.snapshots import SnapshotProject, failure_message
-from dataplat_dagster_tests.datasources.test_snapshots import pg, pg_connection  # noqa: F401  (fixture)
+from dataplat_dagster_tests.datasources.sources import pg_connection
+from dataplat_dagster_tests.datasources.test_snapshots import pg  # noqa: F401  (fixture)
 
 
 def sqlite_project(tmp_path, policy: str) -> tuple[SnapshotProject, sqlite3.Connection]:

@@ -8,7 +8,8 @@ from dagster import AssetKey, Definitions, job, materialize, op
 from dataplat_dagster import datasource_asset, datasource_op, project_definitions
 from dataplat_dagster.errors import CatalogError
 from dataplat_dagster_tests.datasources.snapshots import SnapshotProject
-from dataplat_dagster_tests.datasources.test_snapshots import EU_CSV, pg, s3, s3_connector  # noqa: F401  (fixtures)
+from dataplat_dagster_tests.datasources.sources import EU_CSV, s3_connector
+from dataplat_dagster_tests.datasources.test_snapshots import pg  # noqa: F401  (fixture)
 
 
 def test_an_op_and_an_asset_read_a_postgres_table_and_an_s3_file(pg, s3, tmp_path):

@@ -2,20 +2,14 @@
 the database's or parser's own reason when it cannot be read."""
 
 import gzip
-import io
 import sqlite3
-import zipfile
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from dataplat_dagster.catalog.models import ProjectCatalog
 from dataplat_dagster.datasources.probe import probe_datasource
 from dataplat_dagster.errors import ConnectorError, InputError
-
-EU_CSV = "id;amount;day;city\n1;1.234,50;31/12/2024;Köln\n2;7,25;01/01/2025;Sevilla\n3;;02/01/2025;Besançon\n".encode("cp1252")
-
+from dataplat_dagster_tests.datasources.sources import EU_CSV, parquet_bytes, s3_connector, zipped
 
 def catalog(connector: dict, **datasources) -> ProjectCatalog:
     return ProjectCatalog.model_validate({"connectors": {"src": connector}, "datasources": {name: {"connector": "src", **spec} for name, spec in datasources.items()}})
@@ -97,32 +91,6 @@ def test_sqlite_count_is_exact(tmp_path):
 
 
 # -- files --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def s3(s3_server, monkeypatch):
-    s3_server.reset()
-    monkeypatch.setenv("PROBE_S3_KEY", s3_server.access_key)
-    monkeypatch.setenv("PROBE_S3_SECRET", s3_server.secret_key)
-    return s3_server
-
-
-def s3_connector(server) -> dict:
-    return {"type": "s3", "bucket": server.bucket, "endpoint_url": server.endpoint_url, "region": server.region,
-            "access_key_env": "PROBE_S3_KEY", "secret_key_env": "PROBE_S3_SECRET"}
-
-
-def zipped(name: str, data: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def parquet_bytes() -> bytes:
-    buffer = io.BytesIO()
-    pq.write_table(pa.table({"id": [1, 2, 3], "city": ["Lyon", "Köln", None]}), buffer)
-    return buffer.getvalue()
 
 
 def test_files_on_s3_in_several_formats(s3, tmp_path):

@@ -5,27 +5,18 @@ several dialects; the lineage to the datasource's external asset; the source unt
 import datetime
 import gzip
 import hashlib
-import io
 import sqlite3
-import zipfile
 from decimal import Decimal
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey
 
 from dataplat_dagster.connectors.models import GcsConnectorSpec
 from dataplat_dagster.connectors.registry import open_connector
 from dataplat_dagster_tests.datasources.snapshots import SnapshotProject, failure_message
-
-EU_CSV = "id;amount;day;city\n1;1.234,50;31/12/2024;Köln\n2;7,25;01/01/2025;Sevilla\n3;;02/01/2025;Besançon\n".encode("cp1252")
-
-
-def pg_connection(server):
-    import psycopg2
-
-    return psycopg2.connect(host=server.host, port=server.port, user=server.username, password=server.password, dbname=server.database)
+from dataplat_dagster_tests.datasources.sources import (
+    EU_CSV, S3_KEY_ENV, S3_SECRET_ENV, parquet_bytes, pg_connection, s3_connector, zipped,
+)
 
 
 @pytest.fixture
@@ -112,35 +103,9 @@ def test_mariadb_and_sqlite_tables(mariadb_server, monkeypatch, tmp_path):
 # -- files --------------------------------------------------------------------------------
 
 
-def zipped(name: str, data: bytes) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def parquet_bytes() -> bytes:
-    buffer = io.BytesIO()
-    pq.write_table(pa.table({"id": [1, 2, 3], "city": ["Lyon", "Köln", None]}), buffer)
-    return buffer.getvalue()
-
-
 EU_ROWS = [{"id": 1, "amount": 1234.5, "day": datetime.date(2024, 12, 31), "city": "Köln"},
            {"id": 2, "amount": 7.25, "day": datetime.date(2025, 1, 1), "city": "Sevilla"},
            {"id": 3, "amount": None, "day": datetime.date(2025, 1, 2), "city": "Besançon"}]
-
-
-@pytest.fixture
-def s3(s3_server, monkeypatch):
-    s3_server.reset()
-    monkeypatch.setenv("SNAP_S3_KEY", s3_server.access_key)
-    monkeypatch.setenv("SNAP_S3_SECRET", s3_server.secret_key)
-    return s3_server
-
-
-def s3_connector(server) -> dict:
-    return {"type": "s3", "bucket": server.bucket, "endpoint_url": server.endpoint_url, "region": server.region,
-            "access_key_env": "SNAP_S3_KEY", "secret_key_env": "SNAP_S3_SECRET"}
 
 
 def test_files_on_s3_csv_gzip_zip_and_parquet(s3, tmp_path):
@@ -213,11 +178,11 @@ def test_deleting_a_snapshot_dataset_leaves_the_source_byte_for_byte_unchanged(p
     before and after."""
     ws = cli_workspace
     s3.client().put_object(Bucket=s3.bucket, Key="eu.csv", Body=EU_CSV)
-    env = {"SNAP_PG_PASSWORD": postgres_server.password, "SNAP_S3_KEY": s3.access_key, "SNAP_S3_SECRET": s3.secret_key}
+    env = {"SNAP_PG_PASSWORD": postgres_server.password, S3_KEY_ENV: s3.access_key, S3_SECRET_ENV: s3.secret_key}
     ws.run("connector", "create", "sql", "pg", "--dialect", "postgresql", "--host", postgres_server.host, "--port", str(postgres_server.port),
            "--username", postgres_server.username, "--password-env", "SNAP_PG_PASSWORD", "--database", postgres_server.database, env=env)
     ws.run("connector", "create", "s3", "lake", "--bucket", s3.bucket, "--endpoint-url", s3.endpoint_url, "--region", s3.region,
-           "--access-key-env", "SNAP_S3_KEY", "--secret-key-env", "SNAP_S3_SECRET", env=env)
+           "--access-key-env", S3_KEY_ENV, "--secret-key-env", S3_SECRET_ENV, env=env)
     ws.run("datasource", "create", "orders", "--connector", "pg", "--table", "snap_orders", env=env)
     ws.run("datasource", "create", "eu", "--connector", "lake", "--path", "eu.csv", env=env)
 

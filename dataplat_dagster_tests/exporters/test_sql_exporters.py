@@ -16,7 +16,7 @@ from dagster import DagsterInstance, asset, materialize
 
 from dataplat_dagster.definitions import project_definitions
 from dataplat_dagster.exporters.models import ExporterSpec
-from dataplat_dagster_tests.datasources.test_snapshots import pg_connection
+from dataplat_dagster_tests.datasources.sources import pg_connection
 
 TABLE = pa.table({
     "id": pa.array([1, 2, 3], pa.int64()),
