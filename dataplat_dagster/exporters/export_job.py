@@ -89,7 +89,11 @@ def export_dataset_job(project: Project, exporters: list[str]) -> JobDefinition:
 
 
 def record_export(project: Project, exporter: str, dataset: str) -> None:
-    """Note that ``dataset`` was exported through ``exporter``: its edge in the lineage."""
+    """Note that ``dataset`` was exported through ``exporter``: its edge in the lineage.
+    Once noted (by the CLI before the run, or an earlier export), the file is left alone."""
+    known = load_catalog(project.catalog_path).exporters.get(exporter)
+    if known is None or dataset in known.datasets:
+        return
     with edit_catalog(project.catalog_path) as catalog:
         spec = catalog.exporters.get(exporter)
         if spec is not None and dataset not in spec.datasets and dataset in catalog.datasets:
