@@ -42,6 +42,31 @@ def resolve_reference(project_dir: Path, reference: str) -> UPath:
     return UPath(project_dir / reference)
 
 
+def project_root(project_dir: Path, catalog) -> UPath:
+    """The project's storage root: ``storage_root`` of its catalog (a folder relative to the
+    project, or an ``s3://`` / ``gs://`` URL). Every process of a deployment resolves it the
+    same way, so only this function knows how."""
+    return resolve_reference(project_dir, catalog.storage_root)
+
+
+def write_exclusive(path: UPath, data: bytes) -> bool:
+    """Write ``data`` to ``path`` only if nothing is there yet, in one step: ``False`` when
+    another writer was first. Two hosts creating the same name never both succeed."""
+    if is_local(path):
+        local = Path(path)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        try:
+            os.link(tmp, local)  # fails if the name exists: an atomic create-if-absent
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+        return True
+    raise NotImplementedError(f"exclusive writes on {path.protocol}:// storage")
+
+
 def catalog_reference(project_dir: Path, path: UPath) -> str:
     """How the catalog names a stored file or folder (the inverse of ``resolve_reference``):
     relative to the project when it lies inside it (so the project can move), else an

@@ -1,0 +1,82 @@
+"""What users create at run time, kept beside the data under the project's storage root.
+
+Declared configuration (connectors, datasources, exporters, declared datasets) is the
+project's ``dataplat.yaml``: reviewed and committed, never written by a run. What the CLI
+and runs create (imported datasets, snapshots, pipeline datasets, the datasets exported
+through each exporter) lives here instead, so that every process of a deployment (the
+CLI, the code server, the daemon, each run, on any machine) reads and writes the same
+entries through the storage they already share.
+
+One object per entry, never rewritten in place: a dataset is ``datasets/<name>.json``,
+created with a create-if-absent write (two hosts importing the same name never both get
+it); an export edge is the empty object ``exports/<exporter>/<dataset>``. What changes
+with each version of a dataset (its current raw file) is in the Dagster instance, in
+the materialization's metadata.
+"""
+
+from __future__ import annotations
+
+from upath import UPath
+
+from dataplat_dagster.catalog.models import DatasetSpec
+from dataplat_dagster.datasets.storage import write_exclusive
+
+REGISTRY_FOLDER = "_registry"
+
+
+class Registry:
+    def __init__(self, root: UPath):
+        self.folder = root / REGISTRY_FOLDER
+
+    def _dataset_path(self, name: str) -> UPath:
+        return self.folder / "datasets" / f"{name}.json"
+
+    def datasets(self) -> dict[str, DatasetSpec]:
+        """The registered datasets, oldest first."""
+        folder = self.folder / "datasets"
+        if not folder.exists():
+            return {}
+        found = {}
+        for path in folder.iterdir():
+            if path.name.endswith(".json") and not path.name.startswith("."):
+                try:
+                    found[path.name[: -len(".json")]] = DatasetSpec.model_validate_json(path.read_text())
+                except FileNotFoundError:  # removed while listing
+                    continue
+        return dict(sorted(found.items(), key=lambda item: item[1].created_at))
+
+    def dataset(self, name: str) -> DatasetSpec | None:
+        try:
+            return DatasetSpec.model_validate_json(self._dataset_path(name).read_text())
+        except FileNotFoundError:
+            return None
+
+    def add_dataset(self, name: str, spec: DatasetSpec) -> bool:
+        """Register ``name``; ``False`` if another process registered it first."""
+        return write_exclusive(self._dataset_path(name), spec.model_dump_json(exclude_none=True).encode())
+
+    def remove_dataset(self, name: str) -> None:
+        path = self._dataset_path(name)
+        if path.exists():
+            path.unlink()
+        for exporter in self.exports():
+            marker = self.folder / "exports" / exporter / name
+            if marker.exists():
+                marker.unlink()
+
+    def exports(self) -> dict[str, list[str]]:
+        """The datasets exported through each exporter: the lineage edges to its target."""
+        folder = self.folder / "exports"
+        if not folder.exists():
+            return {}
+        return {
+            exporter.name: sorted(marker.name for marker in exporter.iterdir() if not marker.name.startswith("."))
+            for exporter in folder.iterdir()
+            if exporter.is_dir()
+        }
+
+    def add_export(self, exporter: str, dataset: str) -> None:
+        marker = self.folder / "exports" / exporter / dataset
+        if not marker.exists():
+            write_exclusive(marker, b"")
+
