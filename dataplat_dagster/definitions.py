@@ -11,14 +11,14 @@ from pathlib import Path
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
-from dataplat_dagster.catalog import load_catalog
+from dataplat_dagster.catalog.registry import project_catalog
 from dataplat_dagster.catalog.models import PIPELINE_ORIGINS
 from dataplat_dagster.connectors.base import connector_executor
 from dataplat_dagster.connectors.check_job import connector_check_job
 from dataplat_dagster.connectors.registry import build_connector
 from dataplat_dagster.datasets.assets import dataset_asset
 from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY, DatasetIOManager
-from dataplat_dagster.datasets.storage import resolve_reference
+from dataplat_dagster.datasets.storage import project_root
 from dataplat_dagster.datasources.assets import datasource_source_spec, snapshot_asset
 from dataplat_dagster.datasources.automation import datasource_automation
 from dataplat_dagster.exporters.export_job import export_dataset_job, export_target_spec
@@ -34,14 +34,14 @@ def load_project(location: str | os.PathLike) -> Project:
     """The project of a folder, or of a file inside it (a code location's ``__file__``)."""
     path = Path(location).resolve()
     project_dir = path if path.is_dir() else path.parent
-    return Project(project_dir.name, project_dir)
+    return Project(project_dir.name, project_dir).remember()
 
 
 def project_definitions(location: str | os.PathLike) -> Definitions:
     """The definitions of the project at ``location``: its folder, or a file inside it."""
     project = load_project(location)
-    catalog = load_catalog(project.catalog_path)
-    root = resolve_reference(project.dir, catalog.storage_root)
+    catalog = project_catalog(project)
+    root = project_root(project.dir, catalog)
     # Pipeline outputs are assets of the pipeline's own code (see ``pipeline_dataset``).
     assets = [
         snapshot_asset(project, root, name, spec, catalog.datasources[spec.datasource])
@@ -61,7 +61,7 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
                 tags={"dataplat/project": project.name},
             )
         )
-    resources = {IO_MANAGER_KEY: DatasetIOManager(storage_root=str(root), project_dir=str(project.dir))}
+    resources = {IO_MANAGER_KEY: DatasetIOManager(project=project.name)}
     # Each connector is a resource under its own name; secrets stay EnvVar references.
     for name, spec in catalog.connectors.items():
         resources[name] = build_connector(name, spec, project.dir)

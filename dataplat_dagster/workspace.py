@@ -58,6 +58,10 @@ datasets: {{}}
 """
 
 
+# The code locations this process has loaded, by project name (see ``Project.loaded``).
+_LOADED_PROJECTS: dict[str, "Project"] = {}
+
+
 def check_name(kind: str, name: str) -> str:
     if not NAME_PATTERN.match(name or ""):
         raise WorkspaceError(
@@ -70,6 +74,23 @@ def check_name(kind: str, name: str) -> str:
 class Project:
     name: str
     dir: Path
+
+    @classmethod
+    def loaded(cls, name: str) -> Project:
+        """The project whose code location this process loaded. Resources and run config
+        name a project, never its folder: each process (the code server, a run on another
+        machine) finds the folder where it loaded the code location from."""
+        try:
+            return _LOADED_PROJECTS[name]
+        except KeyError:
+            raise WorkspaceError(
+                f"Project {name!r} is not loaded in this process: load its code location "
+                "(project_definitions) before using its resources."
+            ) from None
+
+    def remember(self) -> Project:
+        _LOADED_PROJECTS[self.name] = self
+        return self
 
     @property
     def catalog_path(self) -> Path:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from upath import UPath
 
-from dataplat_dagster.catalog.models import DatasetSpec
+from dataplat_dagster.catalog.models import DatasetSpec, ProjectCatalog
 from dataplat_dagster.datasets.storage import write_exclusive
 
 REGISTRY_FOLDER = "_registry"
@@ -80,3 +80,29 @@ class Registry:
         if not marker.exists():
             write_exclusive(marker, b"")
 
+
+
+def project_catalog(project) -> ProjectCatalog:
+    """The project's whole catalog: what ``dataplat.yaml`` declares, plus what was created at
+    run time (registered datasets, export edges). A declared name always wins."""
+    from dataplat_dagster.catalog.store import load_catalog
+
+    declared = load_catalog(project.catalog_path)
+    registry = project_registry(project, declared)
+    datasets = {**declared.datasets}
+    for name, spec in registry.datasets().items():
+        datasets.setdefault(name, spec)
+    edges = registry.exports()
+    exporters = {
+        name: spec.model_copy(update={"datasets": [*spec.datasets, *(d for d in edges.get(name, []) if d not in spec.datasets)]})
+        for name, spec in declared.exporters.items()
+    }
+    return declared.model_copy(update={"datasets": datasets, "exporters": exporters})
+
+
+def project_registry(project, declared: ProjectCatalog | None = None) -> Registry:
+    from dataplat_dagster.catalog.store import load_catalog
+    from dataplat_dagster.datasets.storage import project_root
+
+    declared = declared or load_catalog(project.catalog_path)
+    return Registry(project_root(project.dir, declared))

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import click
 from pydantic import BaseModel, ValidationError
 
-from dataplat_dagster.catalog import edit_catalog, load_catalog
+from dataplat_dagster.catalog import edit_catalog
+from dataplat_dagster.catalog.registry import project_catalog
 from dataplat_dagster.catalog.models import ProjectCatalog, find_entry
 from dataplat_dagster.cli.output import confirm_delete
 from dataplat_dagster.errors import CatalogError
@@ -40,6 +41,7 @@ def add_entry(project: Project, section: str, name: str, spec: BaseModel, if_tak
         if name in entries:
             raise CatalogError(f"{section[:-1].capitalize()} {name!r} already exists in project {project.name!r}: {if_taken}.")
         entries[name] = spec
+    catalog_changed(project)
 
 
 def delete_entry(
@@ -54,13 +56,24 @@ def delete_entry(
     """Delete entry ``name`` after confirmation; ``refuse_if_used`` raises while something
     depends on it, checked before asking and again under the lock."""
     kind = section[:-1]
-    catalog = load_catalog(project.catalog_path)
+    catalog = project_catalog(project)
     find_entry(getattr(catalog, section), kind, name, project.name)
     if refuse_if_used:
         refuse_if_used(catalog, name)
     confirm_delete(f"{kind} {name!r}", question or f"Delete {kind} {name!r}?", yes)
     with edit_catalog(project.catalog_path) as catalog:
         if refuse_if_used:
-            refuse_if_used(catalog, name)  # a dependant may have appeared meanwhile
+            refuse_if_used(project_catalog(project), name)  # a dependant may have appeared meanwhile
         getattr(catalog, section).pop(name, None)
+    catalog_changed(project)
     click.echo(f"Deleted {kind} {name!r}.")
+
+
+def catalog_changed(project: Project) -> None:
+    """Ask a running webserver to reload the project's code location; warn if it could not."""
+    from dataplat_dagster.cli.output import warn
+    from dataplat_dagster.webserver import notify_catalog_changed
+
+    problem = notify_catalog_changed(project.dir.parents[1], project.name)
+    if problem:
+        warn(problem)

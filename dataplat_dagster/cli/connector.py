@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import click
 from pydantic import ValidationError
 
-from dataplat_dagster.catalog import edit_catalog, load_catalog
+from dataplat_dagster.catalog import edit_catalog
+from dataplat_dagster.catalog.registry import project_catalog
 from dataplat_dagster.catalog.models import find_entry
 from dataplat_dagster.cli.context import CliContext, pass_context
-from dataplat_dagster.cli.catalog_entries import add_entry, delete_entry
+from dataplat_dagster.cli.catalog_entries import add_entry, delete_entry, catalog_changed
 from dataplat_dagster.cli.output import print_json, print_table
 from dataplat_dagster.connectors.models import CONNECTOR_TYPES, SECRET_FIELDS, SPEC_BY_TYPE
 from dataplat_dagster.connectors.secrets import MASK
@@ -129,6 +130,7 @@ def connector_edit(ctx: CliContext, name: str, unset: tuple[str, ...], **given) 
             values.pop(field, None)
         spec = _validate(current.type, name, {**values, "type": current.type})
         catalog.connectors[name] = spec
+    catalog_changed(ctx.project)
     click.echo(f"Updated connector {name!r}: {spec.address()}")
     _warn_missing_env(name, spec)
 
@@ -138,7 +140,7 @@ def connector_edit(ctx: CliContext, name: str, unset: tuple[str, ...], **given) 
 @pass_context
 def connector_list(ctx: CliContext, as_json: bool) -> None:
     """List the project's connectors."""
-    catalog = load_catalog(ctx.project.catalog_path)
+    catalog = project_catalog(ctx.project)
     entries = [_summary(catalog, name, spec) for name, spec in sorted(catalog.connectors.items())]
     if as_json:
         print_json(entries)
@@ -155,7 +157,7 @@ def connector_list(ctx: CliContext, as_json: bool) -> None:
 @pass_context
 def connector_show(ctx: CliContext, name: str, as_json: bool) -> None:
     """Show connector NAME's settings; secrets show as *** and the variable that holds them."""
-    catalog = load_catalog(ctx.project.catalog_path)
+    catalog = project_catalog(ctx.project)
     spec = _find(catalog, ctx, name)
     entry = _summary(catalog, name, spec)
     if as_json:
@@ -189,7 +191,7 @@ def connector_test(ctx: CliContext, names: tuple[str, ...], test_all: bool, writ
     """Test connector NAME step by step; exits 0 only when every step passed."""
     from dataplat_dagster.connectors.registry import open_connector
 
-    catalog = load_catalog(ctx.project.catalog_path)
+    catalog = project_catalog(ctx.project)
     if test_all:
         names = tuple(sorted(catalog.connectors))
     if not names:

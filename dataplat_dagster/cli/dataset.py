@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from dataplat_dagster.catalog import load_catalog
+from dataplat_dagster.catalog.registry import project_catalog
 from dataplat_dagster.catalog.models import ORIGINS
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.csv_flags import csv_flags, csv_options
@@ -53,17 +53,19 @@ def dataset_import(ctx: CliContext, path: Path | None, name: str, datasource: st
     from dataplat_dagster.datasets.importing import start_import
 
     project, instance = ctx.project, ctx.instance()
-    started = start_import(instance, project, name, path, options, replace=replace,
+    started = start_import(instance, ctx.workspace, project, name, path, options, replace=replace,
                            profile=not no_profile, wait=not no_wait)
     dialect = started.dialect
     if not as_json:
         click.echo(f"Detected dialect: {dialect.describe()}")
         for note in dialect.notes:
             click.echo(f"  note: {note}")
+    if started.warning:
+        warn(started.warning)
     _run_import(ctx, name, started.run_id, extra={"dialect": dialect.to_json()}, no_wait=no_wait, no_profile=no_profile,
                 as_json=as_json, what=path.name, replace=replace,
-                # The run read the copy in storage; the user knows the file by the path they gave.
-                rename=(started.raw_copy, str(path)))
+                # The run read the copy in storage; the user knows the file by the name they gave.
+                rename=(Path(started.upload).name, str(path)))
 
 
 @dataset.command("refresh")
@@ -75,7 +77,7 @@ def dataset_import(ctx: CliContext, path: Path | None, name: str, datasource: st
 @pass_context
 def dataset_refresh(ctx: CliContext, name: str, full_refresh: bool, no_wait: bool, no_profile: bool, as_json: bool) -> None:
     """Take a new snapshot of dataset NAME from its datasource."""
-    spec = load_catalog(ctx.project.catalog_path).datasets.get(name)
+    spec = project_catalog(ctx.project).datasets.get(name)
     if spec is not None and not spec.datasource:
         raise DataplatError(
             f"Dataset {name!r} is a {spec.origin.replace('_', ' ')}, not a snapshot of a datasource; "
@@ -90,33 +92,35 @@ def _snapshot(ctx: CliContext, name: str, datasource: str, *, replace: bool, ful
               no_profile: bool, as_json: bool) -> None:
     from dataplat_dagster.datasets.importing import start_snapshot
 
-    run_id = start_snapshot(ctx.instance(), ctx.project, name, datasource, replace=replace, profile=not no_profile,
-                            wait=not no_wait, full_refresh=full_refresh)
+    run_id, warning = start_snapshot(ctx.instance(), ctx.workspace, ctx.project, name, datasource, replace=replace,
+                                     profile=not no_profile, wait=not no_wait, full_refresh=full_refresh)
+    if warning:
+        warn(warning)
     _run_import(ctx, name, run_id, extra={"datasource": datasource}, no_wait=no_wait, no_profile=no_profile,
                 as_json=as_json, what=f"datasource {datasource!r}", replace=replace, snapshot=True)
 
 
 def _run_import(ctx: CliContext, name: str, run_id: str, *, extra: dict, no_wait: bool, no_profile: bool, as_json: bool,
                 what: str, replace: bool, rename: tuple[str, str] | None = None, snapshot: bool = False) -> None:
-    """Execute (or hand off) the run of an import or snapshot, then report how it went."""
+    """Wait for the submitted run of an import or snapshot (unless --no-wait), then report how it went."""
     from dataplat_dagster import runs
-    from dataplat_dagster.datasets.importing import finish_import
+    from dataplat_dagster.datasets.importing import after_failed_run
 
     instance = ctx.instance()
     if no_wait:
         _report(as_json, {"name": name, "run_id": run_id, "status": "parsing", **extra},
                 f"Submitted run {run_id}; dataset {name!r} is parsing. Follow it with `dataplat dataset list`.")
-        runs.start_detached(instance, run_id, ctx.workspace.root / "logs" / "dataplat")
         return
     if not as_json:
         click.echo(f"{'Parsing' if rename else 'Reading'}{'' if no_profile else ' and profiling'} in run {run_id} ...")
     try:
         with elapsed(f"  {name}:"):
-            outcome = runs.execute(instance, run_id)
-    finally:
-        # Also after Ctrl-C: Dagster has marked the run failed, and the import is undone.
-        finish_import(instance, run_id)
+            outcome = runs.wait_for(instance, run_id)
+    except KeyboardInterrupt:
+        after_failed_run(instance, ctx.project, name, run_id)
+        raise
     if outcome.error is not None or outcome.status.value != "SUCCESS":
+        after_failed_run(instance, ctx.project, name, run_id)
         reason = outcome.error or outcome.status.value
         if rename:
             reason = reason.replace(*rename)
@@ -148,7 +152,7 @@ def dataset_list(ctx: CliContext, origins: tuple[str, ...], search: str | None, 
     from dataplat_dagster.datasets.status import dataset_infos
 
     project = ctx.project
-    infos = dataset_infos(ctx.instance(), project, load_catalog(project.catalog_path))
+    infos = dataset_infos(ctx.instance(), project, project_catalog(project))
     infos = [i for i in infos if (not origins or i.origin in origins) and (not search or search.lower() in i.name.lower())]
     if as_json:
         print_json([i.to_json() for i in infos])
@@ -215,7 +219,7 @@ def dataset_export(ctx: CliContext, name: str, exporter_name: str, as_json: bool
     """Export dataset NAME through exporter E, as a run of the project's export_dataset job."""
     from dataplat_dagster.exporters.exporting import export_dataset
 
-    done = export_dataset(ctx.instance(), ctx.project, name, exporter_name)
+    done = export_dataset(ctx.instance(), ctx.workspace, ctx.project, name, exporter_name)
     _report(as_json, done, f"Exported dataset {name!r} through {exporter_name!r}: {plural(done['rows'], 'row')} "
             f"to {done['identifier']} ({done['mode']}, run {done['run_id']}).")
 
@@ -242,7 +246,7 @@ def _find_info(ctx: CliContext, name: str):
 
     project = ctx.project
     dataset_store(project, name)  # raises a clear error for an unknown name
-    return dataset_infos(ctx.instance(), project, load_catalog(project.catalog_path), [name])[0]
+    return dataset_infos(ctx.instance(), project, project_catalog(project), [name])[0]
 
 
 def _report(as_json: bool, data: dict, text: str) -> None:

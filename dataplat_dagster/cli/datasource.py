@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from dataplat_dagster.catalog import load_catalog
+from dataplat_dagster.catalog.registry import project_catalog
 from dataplat_dagster.catalog.models import ProjectCatalog, find_entry
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.csv_flags import csv_flags, csv_options
@@ -53,7 +53,7 @@ def datasource_create(ctx: CliContext, name: str, connector: str, database, tabl
         "watch": watch or None, "watch_interval_s": watch_interval,
         "options": csv_options(sep, decimal, thousands, encoding, no_header, quotechar, date_format).model_dump(exclude_none=True),
     }
-    catalog = load_catalog(ctx.project.catalog_path)
+    catalog = project_catalog(ctx.project)
     spec = validate_entry(catalog, "datasources", name, DatasourceSpec, {key: value for key, value in values.items() if value not in (None, {})})
     if dry_run:
         _probe_and_print(ctx, _with(catalog, name, spec), name, as_json)
@@ -68,7 +68,7 @@ def datasource_create(ctx: CliContext, name: str, connector: str, database, tabl
 @pass_context
 def datasource_list(ctx: CliContext, as_json: bool) -> None:
     """List the project's datasources."""
-    catalog = load_catalog(ctx.project.catalog_path)
+    catalog = project_catalog(ctx.project)
     entries = [_summary(catalog, name, spec) for name, spec in sorted(catalog.datasources.items())]
     if as_json:
         print_json(entries)
@@ -86,7 +86,7 @@ def datasource_list(ctx: CliContext, as_json: bool) -> None:
 @pass_context
 def datasource_show(ctx: CliContext, name: str, as_json: bool) -> None:
     """Show datasource NAME's settings."""
-    catalog = load_catalog(ctx.project.catalog_path)
+    catalog = project_catalog(ctx.project)
     entry = _summary(catalog, name, _find(catalog, ctx, name))
     if as_json:
         print_json(entry)
@@ -115,7 +115,7 @@ def datasource_delete(ctx: CliContext, name: str, yes: bool) -> None:
 @pass_context
 def datasource_test(ctx: CliContext, name: str, as_json: bool) -> None:
     """Read datasource NAME's schema, row estimate and first rows, without importing."""
-    catalog = load_catalog(ctx.project.catalog_path)
+    catalog = project_catalog(ctx.project)
     _find(catalog, ctx, name)
     _probe_and_print(ctx, catalog, name, as_json)
 

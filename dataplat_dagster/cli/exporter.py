@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from dataplat_dagster.catalog import load_catalog
+from dataplat_dagster.catalog.registry import project_catalog
 from dataplat_dagster.catalog.models import ProjectCatalog, find_entry
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.catalog_entries import add_entry, delete_entry, validate_entry
@@ -42,7 +42,7 @@ def exporter_create(ctx: CliContext, name: str, connector: str, mode: str, datab
     check_name("exporter", name)
     values = {"connector": connector, "mode": mode, "database": database, "table": table, "path": path,
               "format": file_format, "retention": retention, "description": description}
-    catalog = load_catalog(ctx.project.catalog_path)
+    catalog = project_catalog(ctx.project)
     spec = validate_entry(catalog, "exporters", name, ExporterSpec, {k: v for k, v in values.items() if v is not None})
     add_entry(ctx.project, "exporters", name, spec, "delete it first, or choose another name")
     click.echo(f"Created exporter {name!r}: {spec.mode} {spec.kind} {spec.target()} through connector {connector!r}.")
@@ -54,7 +54,7 @@ def exporter_create(ctx: CliContext, name: str, connector: str, mode: str, datab
 @pass_context
 def exporter_list(ctx: CliContext, as_json: bool) -> None:
     """List the project's exporters."""
-    catalog = load_catalog(ctx.project.catalog_path)
+    catalog = project_catalog(ctx.project)
     entries = [_summary(name, spec) for name, spec in sorted(catalog.exporters.items())]
     if as_json:
         print_json(entries)
@@ -72,7 +72,7 @@ def exporter_list(ctx: CliContext, as_json: bool) -> None:
 @pass_context
 def exporter_show(ctx: CliContext, name: str, as_json: bool) -> None:
     """Show exporter NAME: its settings and what it has written (tables or files, newest first, with row counts)."""
-    catalog = load_catalog(ctx.project.catalog_path)
+    catalog = project_catalog(ctx.project)
     spec = find_entry(catalog.exporters, "exporter", name, ctx.project.name)
     entry = _summary(name, spec)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import os
 import sys
 import textwrap
 
@@ -25,10 +26,14 @@ from dataplat_dagster.errors import DataplatError
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--workspace", "workspace_dir", metavar="DIR", help="Workspace folder (default: $DATAPLAT_WORKSPACE, else the nearest parent holding workspace.yaml).")
 @click.option("--project", "project_name", metavar="NAME", help="Project (default: $DATAPLAT_PROJECT, else the only project).")
+@click.option("--dagster-url", metavar="URL", envvar="DATAPLAT_DAGSTER_URL",
+              help="The webserver of a deployment (default: $DATAPLAT_DAGSTER_URL): runs are launched through it.")
 @click.option("--debug", is_flag=True, help="Show Python tracebacks on errors.")
 @click.pass_context
-def cli(ctx: click.Context, workspace_dir: str | None, project_name: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, workspace_dir: str | None, project_name: str | None, dagster_url: str | None, debug: bool) -> None:
     """dataplat: datasets, connectors, datasources and exporters on Dagster."""
+    if dagster_url:
+        os.environ["DATAPLAT_DAGSTER_URL"] = dagster_url
     ctx.obj = CliContext(workspace_dir, project_name, debug)
 
 

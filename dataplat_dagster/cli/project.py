@@ -55,9 +55,29 @@ def project_list(ctx: CliContext, as_json: bool) -> None:
 @click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
 @pass_context
 def dev(ctx: CliContext, dagster_args: tuple[str, ...]) -> None:
-    """Start the Dagster UI on this workspace (``dagster dev -w workspace.yaml``)."""
+    """Start the Dagster UI on this workspace (``dagster dev -w workspace.yaml``); arguments
+    after ``--`` go to ``dagster dev`` (``dataplat dev -- -p 3001``). The address is recorded
+    in the workspace, so that the CLI asks this webserver to reload a project's code
+    location whenever it changes the project's catalog."""
+    from dataplat_dagster.webserver import record_dev
+
     workspace = ctx.workspace
     os.environ.setdefault("DAGSTER_HOME", str(workspace.root))
     os.chdir(workspace.root)
+    record_dev(workspace.root, _served_url(dagster_args))  # this process becomes dagster dev: same pid
     dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
     os.execv(dagster, [dagster, "dev", "-w", str(workspace.workspace_file), *dagster_args])
+
+
+def _served_url(dagster_args: tuple[str, ...]) -> str:
+    """Where ``dagster dev`` will serve, from its ``-h/--host`` and ``-p/--port`` (or ``--port=N``)."""
+    values = {"host": "127.0.0.1", "port": "3000"}
+    args = list(dagster_args)
+    for index, arg in enumerate(args):
+        for flag, key in (("-h", "host"), ("--host", "host"), ("-p", "port"), ("--port", "port")):
+            if arg == flag and index + 1 < len(args):
+                values[key] = args[index + 1]
+            elif arg.startswith(f"{flag}=") and flag.startswith("--"):
+                values[key] = arg.split("=", 1)[1]
+    host = "127.0.0.1" if values["host"] in ("0.0.0.0", "::") else values["host"]
+    return f"http://{host}:{values['port']}"

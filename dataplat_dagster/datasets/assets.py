@@ -2,11 +2,11 @@
 
 import json
 
-from dagster import AssetExecutionContext, AssetsDefinition, Config, Failure, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
 from dataplat_dagster.catalog.models import CsvOptions, DatasetSpec
-from dataplat_dagster.datasets import storage
+from dataplat_dagster.datasets import lifecycle, storage
 from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY
 from dataplat_dagster.datasets.storage import DatasetStore
 from dataplat_dagster.errors import DataplatError
@@ -17,10 +17,13 @@ ORIGIN_TAG = "dataplat/origin"
 
 class DatasetImportConfig(Config):
     """Run config of a dataset's materialization. All optional: by default the asset parses
-    the source file named in the catalog with the catalog's options."""
+    its current raw file (the last upload, else the source the catalog declares) with the
+    options it was read with."""
 
-    source_path: str | None = Field(
-        None, description="Parse this file instead of the catalog's source (set by `dataplat dataset import --replace`)."
+    upload: str | None = Field(
+        None,
+        description="A new upload to parse, as raw/<id>/<file name> inside the dataset's storage folder "
+        "(staged by `dataplat dataset import`). It becomes the current version if the run succeeds.",
     )
     sep: str | None = Field(None, description="Override the field separator.")
     decimal: str | None = Field(None, description="Override the decimal separator.")
@@ -41,42 +44,76 @@ def dataset_key(project: str, name: str) -> list[str]:
 
 def dataset_asset(project: Project, root, name: str, spec: DatasetSpec) -> AssetsDefinition:
     store = DatasetStore(root, name)
+    key = AssetKey(dataset_key(project.name, name))
 
     @asset(
-        key=dataset_key(project.name, name),
+        key=key,
         group_name=project.name,
-        description=dataset_description(store, spec),
+        description=dataset_description(spec),
         tags={ORIGIN_TAG: spec.origin},
         kinds={"parquet"},
         io_manager_key=IO_MANAGER_KEY,
         metadata={"dataplat/dataset": name, "dataplat/storage": store.uri(storage.DATA_FILE)},
     )
     def _dataset(context: AssetExecutionContext, config: DatasetImportConfig) -> MaterializeResult:
-        if spec.source is None and config.source_path is None:
-            raise Failure(f"Dataset {name!r} has no source file in {project.catalog_path}.", allow_retries=False)
-        source = config.source_path or spec.source.path
-        overrides = _overrides(spec, config)
-        try:
-            from dataplat_dagster.datasets.materialize import materialize_file_dataset
+        from dataplat_dagster.catalog.registry import project_registry
 
-            with storage.local_copy(storage.resolve_reference(project.dir, source)) as local:
-                done = materialize_file_dataset(
-                    store, local, overrides, profile=config.profile, log=context.log, dialect=_dialect(config)
-                )
-        except DataplatError as error:
-            raise Failure(description=str(error), allow_retries=False) from None
-        return MaterializeResult(metadata=done.metadata)
+        previous, recorded_options = lifecycle.current_upload(context.instance, key)
+        try:
+            done, upload, options = _materialize(project, store, spec, config, previous, recorded_options, context.log)
+        except BaseException as error:  # also an interrupted run: nothing it staged stays
+            lifecycle.after_failure(context.instance, project_registry(project), store, key, context.run.tags, config.upload)
+            if isinstance(error, (DataplatError, ValueError)):
+                raise Failure(description=str(error), allow_retries=False) from None
+            raise
+        metadata = dict(done.metadata)
+        if upload:
+            metadata[lifecycle.UPLOAD_METADATA] = MetadataValue.text(upload)
+            metadata[lifecycle.OPTIONS_METADATA] = MetadataValue.text(json.dumps(options))
+        if config.upload and previous and previous != config.upload:
+            lifecycle.remove_upload(store, previous)
+        return MaterializeResult(metadata=metadata)
 
     return _dataset
 
 
-def _overrides(spec: DatasetSpec, config: DatasetImportConfig):
+def _materialize(project: Project, store: DatasetStore, spec: DatasetSpec, config: DatasetImportConfig,
+                 previous: str | None, recorded: dict, log):
+    """Parse the run's source; returns what was published, the upload it came from (if any)
+    and the CSV options it was read with."""
+    from dataplat_dagster.datasets.materialize import materialize_file_dataset
+
+    upload = config.upload or previous
+    if upload:
+        source = lifecycle.staged_upload_path(store, upload)
+        base = {} if config.upload else recorded
+    elif spec.source is not None:
+        source = storage.resolve_reference(project.dir, spec.source.path)
+        base = spec.source.options.model_dump(exclude_none=True)
+    else:
+        raise DataplatError(
+            f"Dataset {store.name!r} has no raw file to parse: import one with "
+            f"`dataplat dataset import PATH --name {store.name} --replace`."
+        )
+    options = {**base, **{k: getattr(config, k) for k in CsvOptions.model_fields if getattr(config, k) is not None}}
+    if not source.exists():
+        raise DataplatError(f"The raw file of dataset {store.name!r} ({upload or spec.source.path}) is gone; import the file again.")
+    with storage.local_copy(source) as local:
+        try:
+            done = materialize_file_dataset(
+                store, local, _overrides(options), profile=config.profile, log=log, dialect=_dialect(config),
+                source_label=source.name,
+            )
+        except DataplatError as error:
+            # Name the file as the user knows it, not by its copy's path on this host.
+            raise DataplatError(str(error).replace(str(local), source.name)) from None
+    return done, upload, options
+
+
+def _overrides(options: dict):
     from dataplat_dagster.datasets.dialect import CsvOverrides
 
-    base = spec.source.options if spec.source else CsvOptions()
-    fields = CsvOptions.model_fields
-    values = {key: getattr(config, key) if getattr(config, key) is not None else getattr(base, key) for key in fields}
-    return CsvOverrides(**values)
+    return CsvOverrides(**{key: options.get(key) for key in CsvOptions.model_fields})
 
 
 def _dialect(config: DatasetImportConfig):
@@ -87,17 +124,8 @@ def _dialect(config: DatasetImportConfig):
     return Dialect.from_json(json.loads(config.dialect))
 
 
-def dataset_description(store: DatasetStore, spec: DatasetSpec) -> str:
-    """The stored profile rendered into the description, which the UI shows inline on the
-    asset's overview (metadata markdown only opens in a dialog)."""
-    text = spec.description or f"Dataset ({spec.origin.replace('_', ' ')})."
-    try:
-        profile = store.read_json(storage.PROFILE_FILE)
-    except (OSError, ValueError):
-        profile = None
-    if not profile:
-        return text
-    from dataplat_dagster.datasets.metadata import markdown_description
-
-    images = {key: store.read_bytes(file) for key, file in storage.IMAGE_FILES.items()}
-    return text + "\n\n" + markdown_description(profile, {k: v for k, v in images.items() if v})
+def dataset_description(spec: DatasetSpec) -> str:
+    """Fixed text: the profile and its plots are in each materialization's metadata, so that
+    materializing a dataset never changes its definition (nor the job snapshots that a
+    re-execution compares with)."""
+    return spec.description or f"Dataset ({spec.origin.replace('_', ' ')})."

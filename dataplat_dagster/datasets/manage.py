@@ -15,11 +15,12 @@ from pathlib import Path
 
 from dagster import AssetKey, AssetMaterialization, DagsterInstance, MetadataValue
 
-from dataplat_dagster.catalog import FileSource, edit_catalog, load_catalog
+from dataplat_dagster.catalog import FileSource, edit_catalog
+from dataplat_dagster.catalog.registry import Registry, project_catalog
 from dataplat_dagster.catalog.models import DatasetSpec
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.assets import dataset_key
-from dataplat_dagster.datasets.storage import DatasetStore, catalog_reference, resolve_reference
+from dataplat_dagster.datasets.storage import DatasetStore, catalog_reference, project_root
 from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.workspace import Project, check_name
 
@@ -27,7 +28,7 @@ DOWNLOAD_FORMATS = ("csv", "parquet")
 
 
 def dataset_store(project: Project, name: str) -> tuple[DatasetSpec, DatasetStore]:
-    catalog = load_catalog(project.catalog_path)
+    catalog = project_catalog(project)
     spec = catalog.datasets.get(name)
     if spec is None:
         known = ", ".join(sorted(catalog.datasets)) or "none"
@@ -35,7 +36,7 @@ def dataset_store(project: Project, name: str) -> tuple[DatasetSpec, DatasetStor
             f"No dataset {name!r} in project {project.name!r} (datasets: {known}). "
             "See `dataplat dataset list`."
         )
-    return spec, DatasetStore(resolve_reference(project.dir, catalog.storage_root), name)
+    return spec, DatasetStore(project_root(project.dir, catalog), name)
 
 
 def require_data(store: DatasetStore) -> None:
@@ -47,8 +48,27 @@ def require_data(store: DatasetStore) -> None:
 
 
 def rename_dataset(instance: DagsterInstance, project: Project, name: str, new_name: str) -> None:
+    """A dataset created at run time is renamed in the registry (the new name is taken with a
+    create-if-absent write, then the files move, then the old entry goes); one the catalog
+    file declares is renamed there."""
     check_name("dataset", new_name)
     spec, store = dataset_store(project, name)
+    catalog = project_catalog(project)
+    if new_name in catalog.datasets:
+        raise DataplatError(f"A dataset named {new_name!r} already exists; choose another name.")
+    registry = Registry(store.root)
+    if registry.dataset(name) is not None:
+        renamed = spec.model_copy(update={"renamed_from": [*spec.renamed_from, name]})
+        if not registry.add_dataset(new_name, renamed):
+            raise DataplatError(f"A dataset named {new_name!r} was just created; choose another name.")
+        moved = store.move_to(new_name)
+        registry.remove_dataset(name)
+    else:
+        moved = _rename_declared(project, store, name, new_name)
+    _carry_materialization(instance, project, name, new_name, moved)
+
+
+def _rename_declared(project: Project, store: DatasetStore, name: str, new_name: str) -> DatasetStore:
     with edit_catalog(project.catalog_path) as catalog:
         if new_name in catalog.datasets:
             raise DataplatError(f"A dataset named {new_name!r} already exists; choose another name.")
@@ -57,11 +77,11 @@ def rename_dataset(instance: DagsterInstance, project: Project, name: str, new_n
         spec = catalog.datasets.pop(name)
         spec.renamed_from.append(name)
         if spec.source and spec.source.path.startswith(old_prefix + "/"):
-            # An uploaded raw copy moved with the dataset's folder.
+            # A raw copy inside the dataset's folder moved with it.
             new_path = catalog_reference(project.dir, moved.folder) + spec.source.path[len(old_prefix) :]
             spec.source = FileSource(path=new_path, options=spec.source.options)
         catalog.datasets[new_name] = spec
-    _carry_materialization(instance, project, name, new_name, moved)
+    return moved
 
 
 def _carry_materialization(instance, project: Project, name: str, new_name: str, moved: DatasetStore) -> None:
@@ -80,13 +100,16 @@ def _carry_materialization(instance, project: Project, name: str, new_name: str,
 
 
 def delete_dataset(instance: DagsterInstance, project: Project, name: str) -> None:
-    """Remove the dataset's files (raw upload, Parquet, reports) and its catalog entry, and
-    wipe its asset's events so it leaves the UI's catalog. Nothing outside storage is touched."""
-    dataset_store(project, name)
-    with edit_catalog(project.catalog_path) as catalog:
-        catalog.datasets.pop(name)
-        store = DatasetStore(resolve_reference(project.dir, catalog.storage_root), name)
-        store.delete()
+    """Remove the dataset's files (raw upload, Parquet, reports) and its entry, and wipe its
+    asset's events so it leaves the UI's catalog. Nothing outside storage is touched."""
+    _, store = dataset_store(project, name)
+    registry = Registry(store.root)
+    if registry.dataset(name) is not None:
+        registry.remove_dataset(name)
+    else:
+        with edit_catalog(project.catalog_path) as catalog:
+            catalog.datasets.pop(name, None)
+    store.delete()
     instance.wipe_assets([AssetKey(dataset_key(project.name, name))])
 
 

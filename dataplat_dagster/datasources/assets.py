@@ -54,7 +54,7 @@ def snapshot_asset(project: Project, root, name: str, spec: DatasetSpec, source:
     @asset(
         key=key,
         group_name=project.name,
-        description=dataset_description(store, spec),
+        description=dataset_description(spec),
         tags={ORIGIN_TAG: spec.origin, DATASOURCE_TAG: datasource},
         kinds={"parquet"},
         io_manager_key=IO_MANAGER_KEY,
@@ -71,7 +71,14 @@ def snapshot_asset(project: Project, root, name: str, spec: DatasetSpec, source:
         ],
     )
     def _snapshot(context: AssetExecutionContext, config: SnapshotConfig):
+        from dataplat_dagster.catalog.registry import project_registry
+        from dataplat_dagster.datasets import lifecycle
+
         connector = getattr(context.resources, source.connector)
-        yield from Snapshot(context, store, datasource, source, connector, config).run()
+        try:
+            yield from Snapshot(context, store, datasource, source, connector, config).run()
+        except BaseException:  # a new snapshot dataset that never succeeded is unregistered if asked
+            lifecycle.after_failure(context.instance, project_registry(project), store, context.asset_key, context.run.tags, None)
+            raise
 
     return _snapshot

@@ -3,20 +3,21 @@
 The job's launchpad config is ``dataset`` and ``exporter``; its op streams the dataset's
 Parquet through the exporter (the same IO manager that pipelines use) and reports a
 materialization of ``[project, "exports", <exporter>]``, an external asset for the
-exporter's target whose upstreams are the datasets exported through it (recorded in the
-catalog under the exporter's ``datasets`` on the first export, so the lineage graph shows
-the edge from the next load of the code location on).
+exporter's target whose upstreams are the datasets exported through it (declared under the
+exporter's ``datasets`` in the catalog, or recorded in the project's run-time registry on
+the first export, so the lineage graph shows the edge from the next load of the code
+location on).
 """
 
 
 from dagster import AssetKey, AssetMaterialization, AssetSpec, Config, Failure, JobDefinition, MetadataValue, in_process_executor, job, op
 from pydantic import Field
 
-from dataplat_dagster.catalog import edit_catalog, load_catalog
+from dataplat_dagster.catalog.registry import Registry, project_catalog
 from dataplat_dagster.connectors.models import ConnectorSpec, connector_kind
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.assets import dataset_key
-from dataplat_dagster.datasets.storage import DatasetStore, resolve_reference
+from dataplat_dagster.datasets.storage import DatasetStore, project_root
 from dataplat_dagster.exporters.models import ExporterSpec
 from dataplat_dagster.workspace import Project
 
@@ -54,14 +55,14 @@ def export_target_spec(project: Project, name: str, spec: ExporterSpec, connecto
 def export_dataset_job(project: Project, exporters: list[str]) -> JobDefinition:
     @op(name="write_export", required_resource_keys=set(exporters), tags={"dataplat/project": project.name})
     def _export(context, config: ExportConfig):
-        catalog = load_catalog(project.catalog_path)
+        catalog = project_catalog(project)
         if config.exporter not in catalog.exporters:
             raise Failure(f"Project {project.name!r} has no exporter {config.exporter!r} (its exporters: {', '.join(sorted(catalog.exporters))}).", allow_retries=False)
         spec = catalog.datasets.get(config.dataset)
         if spec is None:
             raise Failure(f"Project {project.name!r} has no dataset {config.dataset!r}; see `dataplat dataset list`.", allow_retries=False)
         # Image folders (not tables) will be refused here, before anything is written.
-        store = DatasetStore(resolve_reference(project.dir, catalog.storage_root), config.dataset)
+        store = DatasetStore(project_root(project.dir, catalog), config.dataset)
         if not store.exists(storage.DATA_FILE):
             raise Failure(f"Dataset {config.dataset!r} has no stored data yet: materialize it first.", allow_retries=False)
         exporter = getattr(context.resources, config.exporter)
@@ -88,13 +89,13 @@ def export_dataset_job(project: Project, exporters: list[str]) -> JobDefinition:
     return _job
 
 
-def record_export(project: Project, exporter: str, dataset: str) -> None:
-    """Note that ``dataset`` was exported through ``exporter``: its edge in the lineage.
-    Once noted (by the CLI before the run, or an earlier export), the file is left alone."""
-    known = load_catalog(project.catalog_path).exporters.get(exporter)
-    if known is None or dataset in known.datasets:
-        return
-    with edit_catalog(project.catalog_path) as catalog:
-        spec = catalog.exporters.get(exporter)
-        if spec is not None and dataset not in spec.datasets and dataset in catalog.datasets:
-            spec.datasets.append(dataset)
+def record_export(project: Project, exporter: str, dataset: str) -> bool:
+    """Note that ``dataset`` was exported through ``exporter``: its edge in the lineage, in
+    the run-time registry (the catalog file is never written by a run). Returns whether the
+    edge is new."""
+    catalog = project_catalog(project)
+    known = catalog.exporters.get(exporter)
+    if known is None or dataset in known.datasets or dataset not in catalog.datasets:
+        return False
+    Registry(project_root(project.dir, catalog)).add_export(exporter, dataset)
+    return True
