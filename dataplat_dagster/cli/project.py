@@ -35,6 +35,22 @@ def project_create(ctx: CliContext, name: str) -> None:
     click.echo(f"Created project {name!r} in {created.dir}.")
 
 
+@project.command("migrate")
+@pass_context
+def project_migrate(ctx: CliContext) -> None:
+    """Move what earlier versions wrote into dataplat.yaml at run time (imported datasets,
+    pipeline datasets) into the project's registry under its storage root; once is enough."""
+    from dataplat_dagster.catalog.migrate import migrate_project
+    from dataplat_dagster.cli.catalog_entries import catalog_changed
+
+    moved = migrate_project(ctx.project)
+    if not moved:
+        click.echo(f"Nothing to migrate in project {ctx.project.name!r}: dataplat.yaml holds declarations only.")
+        return
+    catalog_changed(ctx.project)
+    click.echo(f"Moved {len(moved)} dataset(s) from dataplat.yaml to the project's registry: {', '.join(moved)}.")
+
+
 @project.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context

@@ -52,17 +52,17 @@ def env_reference(var: Optional[str]):
 
 
 def project_path(project_dir: Path, path: Optional[str]) -> Optional[str]:
-    """A file named in the catalog (key, known_hosts, SQLite file), relative to the project."""
-    if not path:
-        return None
-    expanded = Path(path).expanduser()
-    return str(expanded if expanded.is_absolute() else (project_dir / expanded).resolve())
+    """A file named in the catalog (key, known_hosts, SQLite file), as the catalog names it:
+    a relative path stays relative (resolved against the project's folder where it is used,
+    by ``ConnectorResource.local_file``), so the resource's config holds no host's path."""
+    return path or None
 
 
 class ConnectorResource(ConfigurableResource):
     """Settings shared by every connector type."""
 
     connector_name: str = Field(description="The connector's name in the project's catalog.")
+    project: Optional[str] = Field(None, description="The project whose folder relative file paths start at.")
     timeout_s: float = Field(10.0, description="Seconds to wait for the server to connect or answer.")
     retries: int = Field(3, description="Attempts for an operation that fails with a transient network error.")
     backoff_s: float = Field(0.5, description="Wait before the first retry; doubled before each further one.")
@@ -73,9 +73,25 @@ class ConnectorResource(ConfigurableResource):
     connector_type: ClassVar[str] = ""
 
     @staticmethod
-    def common_fields(name: str, spec) -> dict:
+    def common_fields(name: str, spec, project_dir: Path) -> dict:
         """The fields every type's ``from_spec`` maps the same way."""
-        return {"connector_name": name, "timeout_s": spec.timeout_s, "retries": spec.retries, "backoff_s": spec.backoff_s}
+        from dataplat_dagster.workspace import Project
+
+        project = Project(project_dir.name, Path(project_dir)).remember()
+        return {"connector_name": name, "project": project.name, "timeout_s": spec.timeout_s,
+                "retries": spec.retries, "backoff_s": spec.backoff_s}
+
+    def local_file(self, path: Optional[str]) -> Optional[str]:
+        """A file the catalog names, on this host: ``~`` expanded, a relative path from the
+        project's folder in this process (the code server's, or a run's on another machine)."""
+        if not path:
+            return None
+        expanded = Path(path).expanduser()
+        if expanded.is_absolute() or not self.project:
+            return str(expanded)
+        from dataplat_dagster.workspace import Project
+
+        return str((Project.loaded(self.project).dir / expanded).resolve())
 
     @abstractmethod
     def check(self, write: bool = False) -> CheckReport:

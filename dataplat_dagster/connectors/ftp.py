@@ -53,7 +53,7 @@ class FtpConnector(FileStoreConnector):
     @classmethod
     def from_spec(cls, name: str, spec, project_dir: Path) -> "FtpConnector":
         return cls(
-            **cls.common_fields(name, spec),
+            **cls.common_fields(name, spec, project_dir),
             host=spec.host,
             port=spec.port or 21,
             username=spec.username or "anonymous",
@@ -182,7 +182,7 @@ class FtpStore(FolderStore):
 
     def _tls_context(self) -> ssl.SSLContext:
         try:
-            return ssl.create_default_context(cafile=self.connector.ca_file)
+            return ssl.create_default_context(cafile=self.connector.local_file(self.connector.ca_file))
         except (OSError, ssl.SSLError) as error:
             raise self.connector.fail(f"cannot read ca_file {self.connector.ca_file!r} ({error}): give a PEM file of the CA's certificate") from None
 

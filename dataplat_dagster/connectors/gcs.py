@@ -67,7 +67,7 @@ class GcsConnector(FileStoreConnector):
     @classmethod
     def from_spec(cls, name: str, spec, project_dir: Path) -> "GcsConnector":
         return cls(
-            **cls.common_fields(name, spec),
+            **cls.common_fields(name, spec, project_dir),
             bucket=spec.bucket,
             prefix=spec.prefix,
             gcp_project=spec.gcp_project,
@@ -115,7 +115,7 @@ class GcsConnector(FileStoreConnector):
                 raise self.fail(f"{self.credentials_source()} is not a usable Google key", error) from None
         if self.credentials_file:
             try:
-                return google.auth.load_credentials_from_file(self.credentials_file, scopes=SCOPES)[0]
+                return google.auth.load_credentials_from_file(self.local_file(self.credentials_file), scopes=SCOPES)[0]
             except (DefaultCredentialsError, ValueError) as error:
                 raise self.fail(f"{self.credentials_source()} is missing or not a usable Google key (check credentials_file; relative paths start at the project folder)", error) from None
         if self.endpoint_url:

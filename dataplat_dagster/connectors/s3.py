@@ -70,7 +70,7 @@ class S3Connector(FileStoreConnector):
     @classmethod
     def from_spec(cls, name: str, spec, project_dir: Path) -> "S3Connector":
         return cls(
-            **cls.common_fields(name, spec),
+            **cls.common_fields(name, spec, project_dir),
             bucket=spec.bucket,
             prefix=spec.prefix,
             region=spec.region,

@@ -72,7 +72,7 @@ class SftpConnector(FileStoreConnector):
     @classmethod
     def from_spec(cls, name: str, spec, project_dir: Path) -> "SftpConnector":
         return cls(
-            **cls.common_fields(name, spec),
+            **cls.common_fields(name, spec, project_dir),
             host=spec.host,
             port=spec.port or 22,
             # Like ssh, log in as the local user when the catalog names none.
@@ -88,7 +88,7 @@ class SftpConnector(FileStoreConnector):
 
     @property
     def known_hosts_file(self) -> str:
-        return self.known_hosts or os.path.expanduser("~/.ssh/known_hosts")
+        return self.local_file(self.known_hosts) or os.path.expanduser("~/.ssh/known_hosts")
 
     @property
     def known_hosts_name(self) -> str:
@@ -243,7 +243,7 @@ class SftpStore(FolderStore):
         raise c.fail(f"the server refused the login: {'; '.join(refusals)}. Check {', and '.join(advice)}")
 
     def _load_key(self) -> paramiko.PKey:
-        c, path = self.connector, self.connector.private_key
+        c, path = self.connector, self.connector.local_file(self.connector.private_key)
         for key_class in KEY_CLASSES:
             try:
                 return key_class.from_private_key_file(path, password=c.passphrase)

@@ -59,7 +59,7 @@ class SqlConnector(ConnectorResource):
     def from_spec(cls, name: str, spec, project_dir: Path) -> "SqlConnector":
         sqlite = (spec.dialect or "").split("+")[0] == "sqlite"
         return cls(
-            **cls.common_fields(name, spec),
+            **cls.common_fields(name, spec, project_dir),
             dialect=spec.dialect,
             host=spec.host,
             port=spec.port,
@@ -85,7 +85,7 @@ class SqlConnector(ConnectorResource):
             return url.set(database=database) if database else url
         drivername = DRIVERS.get(self.dialect, self.dialect)
         if self.backend == "sqlite":
-            return URL.create(drivername, database=database or self.database)
+            return URL.create(drivername, database=database or self.local_file(self.database))
         return URL.create(
             drivername,
             username=self.username,

@@ -56,25 +56,37 @@ def dataset_asset(project: Project, root, name: str, spec: DatasetSpec) -> Asset
         metadata={"dataplat/dataset": name, "dataplat/storage": store.uri(storage.DATA_FILE)},
     )
     def _dataset(context: AssetExecutionContext, config: DatasetImportConfig) -> MaterializeResult:
-        from dataplat_dagster.catalog.registry import project_registry
-
-        previous, recorded_options = lifecycle.current_upload(context.instance, key)
-        try:
-            done, upload, options = _materialize(project, store, spec, config, previous, recorded_options, context.log)
-        except BaseException as error:  # also an interrupted run: nothing it staged stays
-            lifecycle.after_failure(context.instance, project_registry(project), store, key, context.run.tags, config.upload)
-            if isinstance(error, (DataplatError, ValueError)):
-                raise Failure(description=str(error), allow_retries=False) from None
-            raise
-        metadata = dict(done.metadata)
-        if upload:
-            metadata[lifecycle.UPLOAD_METADATA] = MetadataValue.text(upload)
-            metadata[lifecycle.OPTIONS_METADATA] = MetadataValue.text(json.dumps(options))
-        if config.upload and previous and previous != config.upload:
-            lifecycle.remove_upload(store, previous)
-        return MaterializeResult(metadata=metadata)
+        return MaterializeResult(
+            metadata=materialize_dataset(context.instance, project, store, spec, key, config, context.run.tags, context.log)
+        )
 
     return _dataset
+
+
+def materialize_dataset(instance, project: Project, store: DatasetStore, spec: DatasetSpec, key: AssetKey,
+                        config: DatasetImportConfig, tags: dict, log) -> dict:
+    """The work of one materialization of a dataset, its bookkeeping included (``lifecycle``):
+    parse and publish, record the upload it came from and remove the one it replaces; on
+    failure, drop what was staged and unregister a new dataset if ``tags`` ask for it.
+    Returns the materialization's metadata. The dataset's asset runs it, and so does the
+    ``import_file`` job (``dropzone``), which reports the materialization itself."""
+    from dataplat_dagster.catalog.registry import project_registry
+
+    previous, recorded_options = lifecycle.current_upload(instance, key)
+    try:
+        done, upload, options = _materialize(project, store, spec, config, previous, recorded_options, log)
+    except BaseException as error:  # also an interrupted run: nothing it staged stays
+        lifecycle.after_failure(instance, project_registry(project), store, key, tags, config.upload)
+        if isinstance(error, (DataplatError, ValueError)):
+            raise Failure(description=str(error), allow_retries=False) from None
+        raise
+    metadata = dict(done.metadata)
+    if upload:
+        metadata[lifecycle.UPLOAD_METADATA] = MetadataValue.text(upload)
+        metadata[lifecycle.OPTIONS_METADATA] = MetadataValue.text(json.dumps(options))
+    if config.upload and previous and previous != config.upload:
+        lifecycle.remove_upload(store, previous)
+    return metadata
 
 
 def _materialize(project: Project, store: DatasetStore, spec: DatasetSpec, config: DatasetImportConfig,
@@ -88,7 +100,7 @@ def _materialize(project: Project, store: DatasetStore, spec: DatasetSpec, confi
         source = lifecycle.staged_upload_path(store, upload)
         base = {} if config.upload else recorded
     elif spec.source is not None:
-        source = storage.resolve_reference(project.dir, spec.source.path)
+        source = store.path(spec.source.path) if spec.source.stored else storage.resolve_reference(project.dir, spec.source.path)
         base = spec.source.options.model_dump(exclude_none=True)
     else:
         raise DataplatError(

@@ -30,6 +30,7 @@ from dagster import (
     sensor,
 )
 
+from dataplat_dagster.connectors.base import connector_tags
 from dataplat_dagster.datasets.assets import dataset_key
 from dataplat_dagster.datasources.models import DatasourceSpec
 from dataplat_dagster.datasources.snapshot import SOURCE_VERSION_KEY
@@ -61,7 +62,8 @@ def datasource_automation(project: str, datasources: dict[str, DatasourceSpec], 
             selection=AssetSelection.assets(*keys),
             executor_def=in_process_executor,
             description=f"Take a new snapshot of the datasets made from datasource {name!r} ({spec.target()}).",
-            tags={"dataplat/project": project, TAG_SNAPSHOT_OF: name},
+            # The connector as a run tag: a deployment's per-connector limit holds for scheduled runs too.
+            tags={"dataplat/project": project, TAG_SNAPSHOT_OF: name, **connector_tags(spec.connector)},
         )
         jobs.append(job)
         if spec.schedule:

@@ -269,7 +269,8 @@ def test_from_spec_maps_the_catalog_fields(tmp_path):
     spec = FtpConnectorSpec(host="ftp.example.com", password_env="FTP_PW", tls=True, ca_file="certs/ca.pem", passive=False, root="/drop", timeout_s=3)
     connector = FtpConnector.from_spec("drop", spec, tmp_path)
     assert (connector.port, connector.username, connector.root, connector.timeout_s, connector.passive) == (21, "anonymous", "/drop", 3, False)
-    assert connector.ca_file == str(tmp_path / "certs" / "ca.pem")
+    assert connector.ca_file == "certs/ca.pem"  # as the catalog wrote it; resolved where it is read
+    assert connector.local_file(connector.ca_file) == str(tmp_path / "certs" / "ca.pem")
     assert isinstance(connector.password, EnvVar) and connector.password.env_var_name == "FTP_PW"
     with pytest.raises(ValidationError, match="an ftp connector needs a host"):
         FtpConnectorSpec()

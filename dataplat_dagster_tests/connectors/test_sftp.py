@@ -287,8 +287,11 @@ def test_from_spec_maps_the_catalog_fields(tmp_path):
     )
     connector = SftpConnector.from_spec("files", spec, tmp_path)
     assert (connector.port, connector.username, connector.root) == (22, getpass.getuser(), "/data")
-    assert connector.private_key == str(tmp_path / "keys" / "id_ed25519")
-    assert connector.known_hosts == str(tmp_path / "keys" / "known_hosts")
+    # The config keeps the paths as the catalog wrote them (no host's folder in it); they
+    # resolve against the project's folder where the files are read.
+    assert (connector.private_key, connector.known_hosts, connector.project) == ("keys/id_ed25519", "keys/known_hosts", tmp_path.name)
+    assert connector.local_file(connector.private_key) == str(tmp_path / "keys" / "id_ed25519")
+    assert connector.known_hosts_file == str(tmp_path / "keys" / "known_hosts")
     assert isinstance(connector.password, EnvVar) and connector.password.env_var_name == "SFTP_PW"
     assert isinstance(connector.passphrase, EnvVar) and connector.passphrase.env_var_name == "KEY_PW"
     with pytest.raises(ValidationError, match="an sftp connector needs a host"):
