@@ -17,6 +17,7 @@ from dataplat_dagster.connectors.base import connector_executor
 from dataplat_dagster.connectors.check_job import connector_check_job
 from dataplat_dagster.connectors.registry import build_connector
 from dataplat_dagster.datasets.assets import dataset_asset
+from dataplat_dagster.datasets.dropzone import dropzone_sensor, import_file_job
 from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY, DatasetIOManager
 from dataplat_dagster.datasets.storage import project_root
 from dataplat_dagster.datasources.assets import datasource_source_spec, snapshot_asset
@@ -83,6 +84,9 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
         for name, spec in catalog.datasources.items()
     ]
     snapshot_jobs, schedules, sensors = datasource_automation(project.name, catalog.datasources, _datasets_by_source(catalog))
+    # Importing from the UI: the import_file job, and the drop-zone sensor that launches it.
+    jobs.append(import_file_job(project, root))
+    sensors.append(dropzone_sensor(project, root, jobs[-1], catalog.dropzone))
     # Jobs that set no executor of their own (users' jobs too) honour the connectors' limits.
     executor = connector_executor(catalog.connectors)
     return Definitions(

@@ -41,6 +41,17 @@ class DatasetSpec(_Strict):
     renamed_from: list[str] = Field(default_factory=list, description="Earlier names, newest last.")
 
 
+class DropzoneSettings(_Strict):
+    """The drop-zone sensor of the project (``dataplat_dagster.datasets.dropzone``)."""
+
+    replace: bool = Field(
+        False,
+        description="A dropped file whose dataset name is taken goes in as that dataset's new version; "
+        "by default the sensor leaves it and says why.",
+    )
+    interval_s: int = Field(30, ge=1, description="Seconds between two looks at the drop zone.")
+
+
 def find_entry(entries: dict, kind: str, name: str, project: str):
     """``entries[name]``, or a CatalogError that lists the names there are."""
     try:
@@ -57,6 +68,7 @@ class ProjectCatalog(_Strict):
     connectors: dict[str, ConnectorSpec] = Field(default_factory=dict)
     datasources: dict[str, DatasourceSpec] = Field(default_factory=dict)
     exporters: dict[str, ExporterSpec] = Field(default_factory=dict)
+    dropzone: DropzoneSettings | None = Field(None, description="The drop-zone sensor's settings.")
 
     def connector_dependants(self, connector: str) -> list[str]:
         """The catalog objects that read or write through ``connector`` ("datasource sales", ...)."""

@@ -155,7 +155,7 @@ def test_watch_flags_set_the_sensors_default_status_and_interval(cli_workspace, 
     ws.run("datasource", "create", "unused", "--connector", "lake", "--path", KEY, "--watch", env=s3_env(s3_server))
 
     defs = project_definitions(ws.project_dir)
-    assert [s.name for s in defs.sensors] == ["watch_watched"]
+    assert [s.name for s in defs.sensors] == ["watch_watched", "dropzone_shop"]  # (the drop zone's is always there)
     watched = defs.resolve_sensor_def("watch_watched")
     assert (watched.default_status, watched.minimum_interval_seconds, watched.job_name) == (
         DefaultSensorStatus.RUNNING, 15, "snapshot_watched")
@@ -181,7 +181,7 @@ def test_a_scheduled_table_datasource_gets_a_schedule_and_a_snapshot_job(cli_wor
     ws.run("dataset", "import", "--datasource", "orders", "--name", "orders_snap", "--no-profile")
 
     defs = project_definitions(ws.project_dir)
-    assert [s.name for s in defs.sensors or []] == []  # a table has no file to watch
+    assert [s.name for s in defs.sensors or []] == ["dropzone_shop"]  # a table has no file to watch
     schedule = defs.resolve_schedule_def("snapshot_orders_schedule")
     assert schedule.cron_schedule == "0 6 * * *"
     assert schedule.execution_timezone == "UTC"
