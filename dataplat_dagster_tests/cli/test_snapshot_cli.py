@@ -4,7 +4,8 @@ import sqlite3
 
 import pyarrow.parquet as pq
 
-from dataplat_dagster.catalog import load_catalog
+from dataplat_dagster.catalog.registry import project_catalog
+from dataplat_dagster.workspace import Project
 
 
 def make_source(ws, rows: int = 25) -> None:
@@ -23,7 +24,7 @@ def test_import_a_datasource_list_it_and_refresh_it(cli_workspace):
     assert (done["name"], done["origin"], done["datasource"], done["status"], done["rows"], done["columns"]) == (
         "orders_snap", "datasource", "orders", "ready", 25, 2)
     assert done["schema_drift"]["passed"] is True
-    spec = load_catalog(ws.project_dir / "dataplat.yaml").datasets["orders_snap"]
+    spec = project_catalog(Project("shop", ws.project_dir)).datasets["orders_snap"]
     assert (spec.origin, spec.datasource, spec.source) == ("datasource", "orders", None)
 
     listed = ws.run("dataset", "list").stdout.splitlines()
@@ -85,5 +86,5 @@ def test_bad_snapshot_requests_are_refused_and_register_nothing(cli_workspace):
         db.execute("DROP TABLE orders")
     failed = ws.run("dataset", "import", "--datasource", "orders", "--name", "orders_snap", check=False)
     assert failed.code == 1 and "no such table: orders" in failed.stderr and "Nothing was registered." in failed.stderr
-    assert set(load_catalog(ws.project_dir / "dataplat.yaml").datasets) == {"uploaded"}
+    assert set(project_catalog(Project("shop", ws.project_dir)).datasets) == {"uploaded"}
     assert not (ws.project_dir / "storage" / "datasets" / "orders_snap").exists()

@@ -123,7 +123,7 @@ def test_check_with_a_missing_key_file_fails_authenticate(gcs, monkeypatch, tmp_
     report = make_connector(gcs, monkeypatch, tmp_path, credentials_file="keys/missing.json").check()
 
     assert report.failed_step.step == "authenticate"
-    assert f"the key file {tmp_path / 'keys/missing.json'} is missing" in report.failed_step.message
+    assert "the key file keys/missing.json is missing" in report.failed_step.message
 
 
 def test_check_with_a_key_google_refuses_fails_authenticate_without_the_key(gcs, monkeypatch, tmp_path):

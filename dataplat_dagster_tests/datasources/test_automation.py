@@ -201,7 +201,8 @@ def test_a_scheduled_table_datasource_gets_a_schedule_and_a_snapshot_job(cli_wor
         db.executemany("INSERT INTO orders VALUES (?, ?)", [(i, i * 2.5) for i in range(40, 55)])
     db.close()
     job = defs.resolve_job_def("snapshot_orders")
-    assert job.tags == {"dataplat/project": "shop", TAG_SNAPSHOT_OF: "orders"}
+    # The connector as a run tag: a deployment's per-connector queue limit holds for scheduled runs.
+    assert job.tags == {"dataplat/project": "shop", TAG_SNAPSHOT_OF: "orders", "dataplat/connector": "shop_db"}
     with ws.instance() as instance:
         assert materialization_count(instance, "shop", "orders_snap") == 1
         assert latest_materialization(instance, "shop", "orders_snap").metadata["dagster/row_count"].value == 40
