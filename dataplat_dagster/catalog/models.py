@@ -61,8 +61,47 @@ def find_entry(entries: dict, kind: str, name: str, project: str):
         raise CatalogError(f"Project {project!r} has no {kind} {name!r} (its {kind}s: {known}).") from None
 
 
+# The connector type that reaches each object store scheme of a storage root.
+STORAGE_CONNECTOR_TYPES = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs"}
+
+
+def storage_connector_problem(name: str, connectors: dict, storage_root: str, root_from: str = "storage_root") -> str | None:
+    """What is wrong with ``storage_connector: name`` for a storage root, or None.
+
+    The connector must exist and be an s3 or gcs connector; on an object store URL, of the
+    type of the URL's scheme (s3:// takes s3, gs:// takes gcs). A local storage root takes
+    any of the two and ignores it, so that a deployment can point the project at an object
+    store with DATAPLAT_STORAGE_ROOT while the catalog keeps a local folder for development.
+    """
+    connector = connectors.get(name)
+    if connector is None:
+        known = ", ".join(sorted(connectors)) or "none yet"
+        return f"storage_connector names the connector {name!r}, which does not exist (connectors: {known})"
+    if connector.type not in ("s3", "gcs"):
+        return f"storage_connector {name!r} is {_a(connector.type)} connector: give an s3 or gcs connector, or unset storage_connector"
+    if "://" not in storage_root:
+        return None
+    scheme = storage_root.split("://", 1)[0].lower()
+    wanted = STORAGE_CONNECTOR_TYPES.get(scheme)
+    if wanted is None:
+        return f"storage_connector {name!r} is set, but {root_from} {storage_root!r} is on {scheme}://: a storage connector only reaches s3:// and gs:// storage"
+    if connector.type != wanted:
+        return f"storage_connector {name!r} is {_a(connector.type)} connector, but {root_from} {storage_root!r} is on {scheme}://: give {_a(wanted)} connector"
+    return None
+
+
+def _a(connector_type: str) -> str:
+    """The connector type with its article, as it is read aloud ("an s3", "a gcs")."""
+    return f"an {connector_type}" if connector_type in ("s3", "ftp", "sftp") else f"a {connector_type}"
+
+
 class ProjectCatalog(_Strict):
     storage_root: str = Field("storage", description="Folder relative to the project, or an fsspec URL.")
+    storage_connector: str | None = Field(
+        None,
+        description="The name of an s3 or gcs connector of this project whose credentials and endpoint reach "
+        "storage_root; unset: the default credential chain.",
+    )
     description: str | None = None
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     connectors: dict[str, ConnectorSpec] = Field(default_factory=dict)
@@ -77,6 +116,8 @@ class ProjectCatalog(_Strict):
             for name, spec in (getattr(self, kind, None) or {}).items():
                 if getattr(spec, "connector", None) == connector:
                     dependants.append(f"{kind[:-1]} {name!r}")
+        if self.storage_connector == connector:
+            dependants.append("the project's storage (storage_connector)")
         return dependants
 
     def datasource_dependants(self, datasource: str) -> list[str]:
@@ -94,6 +135,10 @@ class ProjectCatalog(_Strict):
         for name, spec in self.datasets.items():
             if spec.datasource and spec.datasource not in self.datasources:
                 raise ValueError(f"dataset {name!r} is a snapshot of the datasource {spec.datasource!r}, which does not exist")
+        if self.storage_connector is not None:
+            problem = storage_connector_problem(self.storage_connector, self.connectors, self.storage_root)
+            if problem:
+                raise ValueError(problem)
         return self
 
     def _check_fits_connector(self, kind: str, name: str, spec, verb: str, sql_targets: str) -> None:

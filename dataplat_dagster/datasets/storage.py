@@ -1,7 +1,9 @@
 """Where a dataset's files live under the project's storage root.
 
-The root is a local folder by default, or any fsspec URL (``s3://bucket/prefix``), so every
-path here is a ``UPath``. Work happens in a local staging folder; ``publish`` then moves each
+The root is a local folder by default, or any fsspec URL (``s3://bucket/prefix``,
+``gs://bucket/prefix``), so every path here is a ``UPath``; ``project_root`` gives it the
+filesystem options (credentials, endpoint) that reach the store, and every path joined to
+it keeps them. Work happens in a local staging folder; ``publish`` then moves each
 finished file to its final name in one step (``os.replace`` locally, a single object write on
 object stores), so a reader never sees a half-written file and a failed run leaves the
 previous version in place.
@@ -19,6 +21,8 @@ from pathlib import Path
 
 from upath import UPath
 
+from dataplat_dagster.errors import CatalogError, ConnectorError, DataplatError
+
 DATA_FILE = "data.parquet"
 PROFILE_FILE = "profile.json"
 DIALECT_FILE = "dialect.json"
@@ -28,6 +32,17 @@ CORRELATIONS_FILE = "correlations.png"
 RAW_FOLDER = "raw"
 # The profile's plots, by the key the metadata and report use for each.
 IMAGE_FILES = {"distributions": DISTRIBUTIONS_FILE, "correlations": CORRELATIONS_FILE}
+
+# Set once for a deployment: every project's storage root is ``<value>/<project folder name>``.
+STORAGE_ROOT_ENV = "DATAPLAT_STORAGE_ROOT"
+S3_PROTOCOLS = ("s3", "s3a")
+GCS_PROTOCOLS = ("gs", "gcs")
+# The fsspec filesystem of each object store, and the extra of this package that installs it.
+_FILESYSTEMS = {"s3": ("s3fs", "s3"), "gcs": ("gcsfs", "gcs")}
+# Other processes (the CLI, the code server, each run, on other hosts) add and remove the
+# objects under a root, the registry's among them: a listing is asked for fresh each time,
+# never taken from the filesystem's cache (which never expires by default).
+_FRESH_LISTINGS = {"use_listings_cache": False}
 
 
 def is_local(path: UPath) -> bool:
@@ -44,14 +59,195 @@ def resolve_reference(project_dir: Path, reference: str) -> UPath:
 
 def project_root(project_dir: Path, catalog) -> UPath:
     """The project's storage root: ``storage_root`` of its catalog (a folder relative to the
-    project, or an ``s3://`` / ``gs://`` URL). Every process of a deployment resolves it the
-    same way, so only this function knows how."""
-    return resolve_reference(project_dir, catalog.storage_root)
+    project, or an ``s3://`` / ``gs://`` URL), or ``$DATAPLAT_STORAGE_ROOT/<project folder
+    name>`` when that variable is set. Every process of a deployment resolves it the same
+    way, so only this function knows how.
+
+    On S3 and GCS the path's filesystem reaches the store through ``storage_connector``
+    (its endpoint, region and keys, read from their variables now), else through the
+    default credential chain. Secrets go into the filesystem's options only: a UPath's
+    ``str`` and ``repr`` show the URL alone.
+    """
+    override = os.environ.get(STORAGE_ROOT_ENV, "").strip()
+    if override:
+        reference, root_from = _overridden_root(override, project_dir.name), f"${STORAGE_ROOT_ENV}"
+    else:
+        reference, root_from = catalog.storage_root, "storage_root"
+    if "://" not in reference:
+        return UPath(project_dir / reference)
+    protocol = reference.split("://", 1)[0].lower()
+    connector = _storage_connector(catalog, reference, root_from)
+    if protocol in S3_PROTOCOLS:
+        _require_filesystem("s3", reference, root_from)
+        return _with_filesystem(UPath(reference, **s3_storage_options(catalog.storage_connector, connector)), "s3")
+    if protocol in GCS_PROTOCOLS:
+        _require_filesystem("gcs", reference, root_from)
+        options = gcs_storage_options(catalog.storage_connector, connector, project_dir)
+        emulator = bool(options.get("endpoint_url") or os.environ.get("STORAGE_EMULATOR_HOST"))
+        return _with_filesystem(UPath(reference, **options), "gcs-plain" if emulator else "gs")
+    return UPath(reference)
+
+
+def _overridden_root(override: str, project: str) -> str:
+    if "://" in override:
+        return override.rstrip("/") + "/" + project
+    base = Path(override).expanduser()
+    if not base.is_absolute():
+        raise DataplatError(
+            f"${STORAGE_ROOT_ENV} is {override!r}, a relative path: give an absolute folder or a URL "
+            "(s3://bucket/prefix, gs://bucket/prefix), the same for every process of the deployment."
+        )
+    return str(base / project)
+
+
+def _storage_connector(catalog, reference: str, root_from: str):
+    """The catalog's storage connector (None when unset), checked against the root in use."""
+    from dataplat_dagster.catalog.models import storage_connector_problem
+
+    name = getattr(catalog, "storage_connector", None)
+    if name is None:
+        return None
+    problem = storage_connector_problem(name, catalog.connectors, reference, root_from)
+    if problem:
+        raise CatalogError(f"{problem}.")
+    return catalog.connectors[name]
+
+
+def _require_filesystem(store: str, reference: str, root_from: str) -> None:
+    import importlib.util
+
+    module, extra = _FILESYSTEMS[store]
+    if importlib.util.find_spec(module) is None:
+        where = "storage_root" if root_from == "storage_root" else f"storage_root (from {root_from})"
+        raise DataplatError(f"{where} {reference} needs {module}: pip install 'dataplat-dagster[{extra}]'")
+
+
+def _secret(connector_name: str, var: str, what: str) -> str:
+    value = os.environ.get(var)
+    if not value:
+        raise ConnectorError(
+            f"storage_connector {connector_name!r} reads {what} from ${var}, which is not set: set it in the "
+            "environment of every process that uses the project (the CLI, the code server, the runs)."
+        )
+    return value
+
+
+def s3_storage_options(name: str | None, connector) -> dict:
+    """s3fs options: the connector's endpoint, region, keys and time-out; without one, the
+    default AWS credential chain (AWS_* variables, ``~/.aws``, a role) with the endpoint of
+    ``AWS_ENDPOINT_URL_S3`` / ``AWS_ENDPOINT_URL``."""
+    options: dict = {**_FRESH_LISTINGS}
+    endpoint = connector.endpoint_url if connector else None
+    endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    if connector is None:
+        return options
+    if connector.region:
+        options["client_kwargs"] = {"region_name": connector.region}
+    if connector.access_key_env:
+        options["key"] = _secret(name, connector.access_key_env, "the access key id")
+        options["secret"] = _secret(name, connector.secret_key_env, "the secret access key")
+    # Standard retry mode: max_attempts counts the first attempt, as the connector's retries do.
+    options["config_kwargs"] = {"connect_timeout": connector.timeout_s, "retries": {"max_attempts": connector.retries, "mode": "standard"}}
+    return options
+
+
+def gcs_storage_options(name: str | None, connector, project_dir: Path) -> dict:
+    """gcsfs options: the connector's project, key (its file, or its JSON from a variable)
+    and endpoint, anonymous for an emulator without a key; without one, an emulator at
+    ``STORAGE_EMULATOR_HOST`` (anonymous), else Application Default Credentials."""
+    if connector is None:
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+        if emulator:
+            return {**_FRESH_LISTINGS, "endpoint_url": emulator, "token": "anon"}
+        return {**_FRESH_LISTINGS, "token": "google_default"}
+    from dataplat_dagster.connectors.base import project_path
+
+    options: dict = {**_FRESH_LISTINGS}
+    if connector.gcp_project:
+        options["project"] = connector.gcp_project
+    if connector.endpoint_url:
+        options["endpoint_url"] = connector.endpoint_url
+    if connector.credentials_env:
+        raw = _secret(name, connector.credentials_env, "the service account's JSON key")
+        try:
+            options["token"] = json.loads(raw)
+        except ValueError:
+            raise ConnectorError(
+                f"storage_connector {name!r}: ${connector.credentials_env} is not JSON: put the whole content "
+                "of the service account's key file in the variable."
+            ) from None
+    elif connector.credentials_file:
+        options["token"] = project_path(project_dir, connector.credentials_file)
+    elif connector.endpoint_url or os.environ.get("STORAGE_EMULATOR_HOST"):
+        options["token"] = "anon"
+    else:
+        options["token"] = "google_default"
+    return options
+
+
+class ProcessFilesystem:
+    """A storage root's fsspec filesystem, made in whichever process uses it.
+
+    fsspec's S3 and GCS filesystems belong to the process that made them: in a forked
+    child (the CLI executes its runs so) one made by the parent fails with "This class is
+    not fork-safe". A UPath keeps the first filesystem it makes; this stands in for it
+    and asks fsspec for the current process's instance on each use (fsspec keeps one per
+    process and options, so that is a dictionary look-up).
+
+    ``gcs-plain`` is gcsfs's plain filesystem, for emulators: gcsfs's default one first
+    asks the Storage Control API, over gRPC, for each bucket's layout, which an emulator
+    does not serve, so every operation would wait a minute for that to time out.
+    """
+
+    def __init__(self, kind: str, options: dict):
+        self._kind = kind
+        self._options = options
+
+    def current(self):
+        if self._kind == "gcs-plain":
+            from gcsfs.core import GCSFileSystem as cls
+        else:
+            import fsspec
+
+            cls = fsspec.get_filesystem_class(self._kind)
+        return cls(**self._options)
+
+    def __getattr__(self, name: str):
+        # Only what the instance lacks comes here; its own fields while it is being built
+        # (a copy, say) must not recurse.
+        if name.startswith("__") or name in ("_kind", "_options"):
+            raise AttributeError(name)
+        return getattr(self.current(), name)
+
+    def __repr__(self) -> str:
+        return f"<ProcessFilesystem {self._kind}>"  # never the options: they hold secrets
+
+
+def _with_filesystem(root: UPath, kind: str) -> UPath:
+    """``root``, with every path joined to it, on a ``ProcessFilesystem``."""
+    root._fs_cached = ProcessFilesystem(kind, dict(root.storage_options))
+    return root
+
+
+def stored_path(root: UPath, reference: str) -> UPath:
+    """A URL the catalog or a run holds (a raw upload's ``catalog_reference``) as a path on
+    the storage root's filesystem, with its options, when it lies under the root; other
+    references as ``UPath(reference)``."""
+    if is_local(root) or not reference.startswith(str(root).rstrip("/") + "/"):
+        return UPath(reference)
+    return root / reference[len(str(root).rstrip("/")) + 1 :]
 
 
 def write_exclusive(path: UPath, data: bytes) -> bool:
     """Write ``data`` to ``path`` only if nothing is there yet, in one step: ``False`` when
-    another writer was first. Two hosts creating the same name never both succeed."""
+    another writer was first. Two hosts creating the same name never both succeed.
+
+    Locally a hard link of a temporary file (fails if the name exists); on S3 a PUT with
+    ``If-None-Match: *``, on GCS an upload with ``ifGenerationMatch=0``: the store refuses
+    it (412) if an object has the name, and the first object stays. A store that ignores
+    the condition is safe only from writers that come later, not from one at the same time."""
     if is_local(path):
         local = Path(path)
         local.parent.mkdir(parents=True, exist_ok=True)
@@ -64,7 +260,32 @@ def write_exclusive(path: UPath, data: bytes) -> bool:
         finally:
             tmp.unlink(missing_ok=True)
         return True
+    if path.protocol in S3_PROTOCOLS + GCS_PROTOCOLS:
+        # Not needed where the store honours the condition; where it does not (the GCS
+        # emulator, some S3-compatible stores), it still refuses a name taken earlier.
+        if path.fs.exists(path.path):
+            return False
+        try:
+            # s3fs: put_object(..., IfNoneMatch="*"); gcsfs: an upload with ifGenerationMatch=0.
+            path.fs.pipe_file(path.path, data, mode="create")
+        except FileExistsError:
+            return False
+        except OSError as error:
+            if _precondition_failed(error):
+                return False
+            raise
+        return True
     raise NotImplementedError(f"exclusive writes on {path.protocol}:// storage")
+
+
+def _precondition_failed(error: OSError) -> bool:
+    """s3fs raises FileExistsError for a 412 only when the answer names the If-None-Match
+    condition; some S3-compatible stores leave that out (a plain OSError then)."""
+    cause = error.__cause__
+    response = getattr(cause, "response", None) or {}
+    code = str(response.get("Error", {}).get("Code", ""))
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return code in ("PreconditionFailed", "412") or status == 412
 
 
 def catalog_reference(project_dir: Path, path: UPath) -> str:
@@ -83,7 +304,8 @@ def local_copy(path: str | os.PathLike | UPath) -> Iterator[Path]:
     if "://" not in str(path):
         yield Path(path)
         return
-    remote = UPath(str(path))
+    # A UPath keeps its filesystem (credentials, endpoint); a string gets the default one.
+    remote = path if isinstance(path, UPath) else UPath(str(path))
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / remote.name
         remote.fs.get_file(remote.path, str(local))
@@ -162,5 +384,16 @@ class DatasetStore:
                 Path(target.folder).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(Path(self.folder), Path(target.folder))
             else:
-                self.folder.fs.mv(self.folder.path, target.folder.path, recursive=True)
+                _move_objects(self.folder, target.folder)
         return target
+
+
+def _move_objects(folder: UPath, target: UPath) -> None:
+    """Every object under ``folder`` to the same name under ``target``: copies, then the
+    deletes (an object store has no rename). fsspec's recursive ``mv`` would also copy the
+    folder itself, which is no object on S3."""
+    fs, source, dest = folder.fs, folder.path.rstrip("/"), target.path.rstrip("/")
+    files = [file for file in fs.find(source) if file.startswith(source + "/")]
+    if files:
+        fs.copy(files, [dest + file[len(source) :] for file in files])
+        fs.rm(files)
