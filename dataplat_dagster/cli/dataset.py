@@ -8,6 +8,7 @@ import click
 
 from dataplat_dagster.catalog.registry import project_catalog
 from dataplat_dagster.catalog.models import ORIGINS
+from dataplat_dagster.cli.catalog_entries import catalog_changed
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.csv_flags import csv_flags, csv_options
 from dataplat_dagster.cli.output import confirm_delete, elapsed, human_count, human_size, plural, print_json, print_table, warn
@@ -194,6 +195,7 @@ def dataset_rename(ctx: CliContext, name: str, new_name: str) -> None:
     if info.status == "parsing":
         raise DataplatError(f"Dataset {name!r} is parsing (run {info.run_id}); rename it once the run has finished.")
     rename_dataset(ctx.instance(), ctx.project, name, new_name)
+    catalog_changed(ctx.project)
     click.echo(f"Renamed dataset {name!r} to {new_name!r}.")
 
 
@@ -237,6 +239,7 @@ def dataset_delete(ctx: CliContext, name: str, yes: bool) -> None:
     if info.status == "parsing":
         warn(f"run {info.run_id} is still parsing {name!r}; it will fail once the files are gone.")
     delete_dataset(ctx.instance(), ctx.project, name)
+    catalog_changed(ctx.project)
     click.echo(f"Deleted dataset {name!r}.")
 
 

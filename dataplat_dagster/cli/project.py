@@ -86,14 +86,11 @@ def dev(ctx: CliContext, dagster_args: tuple[str, ...]) -> None:
 
 
 def _served_url(dagster_args: tuple[str, ...]) -> str:
-    """Where ``dagster dev`` will serve, from its ``-h/--host`` and ``-p/--port`` (or ``--port=N``)."""
-    values = {"host": "127.0.0.1", "port": "3000"}
-    args = list(dagster_args)
-    for index, arg in enumerate(args):
-        for flag, key in (("-h", "host"), ("--host", "host"), ("-p", "port"), ("--port", "port")):
-            if arg == flag and index + 1 < len(args):
-                values[key] = args[index + 1]
-            elif arg.startswith(f"{flag}=") and flag.startswith("--"):
-                values[key] = arg.split("=", 1)[1]
-    host = "127.0.0.1" if values["host"] in ("0.0.0.0", "::") else values["host"]
-    return f"http://{host}:{values['port']}"
+    """Where ``dagster dev`` will serve, read by ``dagster dev``'s own option parser (so every
+    spelling it accepts, ``-p3001`` and ``--dagit-port`` included, gives its address)."""
+    from dagster._cli.dev import dev_command
+
+    params = dev_command.make_context("dev", list(dagster_args), resilient_parsing=True).params
+    host = params.get("host") or "127.0.0.1"
+    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return f"http://{host}:{params.get('port') or 3000}"

@@ -23,6 +23,7 @@ def export_dataset(instance: DagsterInstance, workspace: Workspace, project: Pro
     if not DatasetStore(project_root(project.dir, catalog), dataset).exists(storage.DATA_FILE):
         raise DataplatError(f"Dataset {dataset!r} has no stored data yet (see `dataplat dataset list`); materialize it first.")
     # Recorded first, so that the run's definitions already draw the dataset → export edge.
+    # A new lineage edge: a running webserver redraws it (a failed reload does not stop the export).
     if record_export(project, exporter, dataset):
         webserver.notify_catalog_changed(workspace.root, project.name)
     config = {"ops": {"write_export": {"config": {"dataset": dataset, "exporter": exporter}}}, **runs.QUIET_CONSOLE}
