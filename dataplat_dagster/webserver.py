@@ -60,23 +60,65 @@ def client(url: str):
         ) from None
 
 
+# dagster_graphql's submit_job_execution asks for the message of only some of the answers
+# launchRun can give (not InvalidSubsetError: a dataset the location does not define), and
+# fails on the others with a KeyError; this asks for every error's message.
+LAUNCH_RUN_MUTATION = """
+mutation DataplatLaunchRun($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on InvalidStepError { invalidStepKey }
+    ... on InvalidOutputError { stepKey invalidOutputName }
+    ... on Error { message }
+  }
+}
+"""
+# The repository of a code location built from one Definitions object.
+REPOSITORY_NAME = "__repository__"
+
+# Code locations this process has had the webserver reload: one reload per command is enough
+# for a run launched after the catalog change that triggered it.
+_RELOADED: set[tuple[str, str]] = set()
+
+
 def launch_run(url: str, request) -> str:
     """Launch the run through the webserver: created from the deployment's code location and
-    submitted to its instance's run coordinator. Returns the run id."""
+    submitted to its instance's run coordinator. Returns the run id.
+
+    The location is reloaded first (unless this command already did, after changing the
+    catalog), so that the run is created from the definitions that match the catalog now."""
     from dagster_graphql import DagsterGraphQLClientError
 
     graphql = client(url)
-    reload_location(graphql, request.project.name, url)
+    location = request.project.name
+    if (url, location) not in _RELOADED:
+        reload_location(graphql, location, url)
+    selector = {"repositoryLocationName": location, "repositoryName": REPOSITORY_NAME, "jobName": request.job_name}
+    if request.asset_keys:
+        selector["assetSelection"] = [{"path": list(key.path)} for key in request.asset_keys]
+    params = {
+        "selector": selector,
+        "runConfigData": dict(request.run_config),
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in request.tags.items()]},
+    }
     try:
-        return graphql.submit_job_execution(
-            request.job_name,
-            repository_location_name=request.project.name,
-            run_config=dict(request.run_config),
-            tags=dict(request.tags),
-            asset_selection=[list(key.path) for key in request.asset_keys] or None,
-        )
+        answer = graphql._execute(LAUNCH_RUN_MUTATION, {"executionParams": params})["launchRun"]
     except DagsterGraphQLClientError as error:
         raise DataplatError(f"The deployment at {url} refused the run of {request.job_name!r}: {_first_line(error)}") from None
+    kind = answer["__typename"]
+    if kind == "LaunchRunSuccess":
+        return answer["run"]["runId"]
+    if kind == "RunConfigValidationInvalid":
+        detail = "; ".join(error["message"] for error in answer["errors"])
+    elif kind == "InvalidStepError":
+        detail = f"no step {answer['invalidStepKey']!r}"
+    elif kind == "InvalidOutputError":
+        detail = f"step {answer['stepKey']!r} has no output {answer['invalidOutputName']!r}"
+    else:
+        detail = _first_line(DataplatError(answer.get("message") or kind))
+    raise DataplatError(f"The deployment at {url} refused the run of {request.job_name!r} ({kind}): {detail}")
 
 
 def reload_location(graphql, location: str, url: str) -> None:
@@ -90,6 +132,7 @@ def reload_location(graphql, location: str, url: str) -> None:
         raise DataplatError(
             f"Code location {location!r} failed to load on the webserver at {url}: {info.message}"
         )
+    _RELOADED.add((url, location))
 
 
 def notify_catalog_changed(workspace_root: Path, location: str) -> str | None:

@@ -6,8 +6,9 @@ the real PostgreSQL and moto (S3) fixtures stand in for the `postgres` and `mini
 Each service gets its own folder, laid out like its container: the paths the compose file
 and the Dockerfile name (WORKDIR, working_dir, DAGSTER_HOME, mounted files) are the same
 paths under that folder, holding copies of the same files (deploy/dagster.yaml, a
-deploy/workspace.yaml pointing at the code server's real port, projects/demo). So the
-processes share only PostgreSQL and the bucket, as on separate machines.
+deploy/workspace.yaml pointing at the code server's real port, projects/demo with the
+shop.db the image builds). So the processes share only PostgreSQL and the bucket, as on
+separate machines. `start_deployment` is the same outside pytest.
 
 The fixture is module-scoped: a test module that asks for it gets one deployment (a new
 database and bucket) for all its tests.
@@ -19,6 +20,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -223,7 +225,15 @@ def _code_server_answers(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory, postgres_server, s3_server) -> Iterator[Deployment]:
-    base = tmp_path_factory.mktemp("deployment")
+    with start_deployment(tmp_path_factory.mktemp("deployment"), postgres_server, s3_server) as running:
+        yield running
+
+
+@contextmanager
+def start_deployment(base: Path, postgres_server, s3_server) -> Iterator[Deployment]:
+    """The deployment in the empty folder ``base``, on a new database of ``postgres_server``
+    and a new bucket of ``s3_server``; stopped on exit. The fixture's body, also usable
+    outside pytest (bench/deployment_load.py)."""
     compose = compose_services()
 
     database = _create_database(postgres_server)
@@ -274,6 +284,9 @@ def deployment(tmp_path_factory, postgres_server, s3_server) -> Iterator[Deploym
     services: dict[str, Service] = {}
     root, cwd, env = lay_out("code_server")
     _copy_project(REPO_ROOT / "projects" / "demo", cwd / "projects" / "demo")
+    # The image makes the demo's "external database" at build time (the Dockerfile's RUN).
+    subprocess.run([sys.executable, "projects/demo/make_shop_db.py"], cwd=cwd, env=env, check=True,
+                   capture_output=True, stdin=subprocess.DEVNULL)
     services["code_server"] = Service("code_server", root, command_for("code_server", host=HOST, port=code_server_port),
                                       cwd, env, base / "code_server.log")
     root, cwd, env = lay_out("webserver")
