@@ -30,6 +30,7 @@ class _Strict(BaseModel):
 class FileSource(_Strict):
     path: str = Field(description="The raw file: relative to the project folder, or an absolute path or URL.")
     options: CsvOptions = Field(default_factory=CsvOptions)
+    stored: bool = Field(False, description="The path is inside the dataset's own storage folder (an upload kept there).")
 
 
 class DatasetSpec(_Strict):

@@ -100,7 +100,12 @@ def _materialize(project: Project, store: DatasetStore, spec: DatasetSpec, confi
         source = lifecycle.staged_upload_path(store, upload)
         base = {} if config.upload else recorded
     elif spec.source is not None:
-        source = store.path(spec.source.path) if spec.source.stored else storage.resolve_reference(project.dir, spec.source.path)
+        if spec.source.stored:
+            source = store.path(spec.source.path)
+        elif "://" in spec.source.path:  # a URL under the storage root keeps the root's credentials
+            source = storage.stored_path(store.root, spec.source.path)
+        else:
+            source = storage.resolve_reference(project.dir, spec.source.path)
         base = spec.source.options.model_dump(exclude_none=True)
     else:
         raise DataplatError(

@@ -322,8 +322,13 @@ class DatasetStore:
         return self.folder / file
 
     def uri(self, file: str) -> str:
+        """The file's address as metadata shows it: the URL on an object store; on a local
+        root, the path from the folder holding the root (``storage/datasets/...``), since
+        an absolute path would only hold on the machine that wrote it."""
         path = self.path(file)
-        return path.as_uri() if is_local(path) else str(path)
+        if not is_local(path):
+            return str(path)
+        return str(Path(path).relative_to(Path(self.root).parent))
 
     def exists(self, file: str = DATA_FILE) -> bool:
         return self.path(file).exists()
