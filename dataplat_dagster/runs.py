@@ -98,13 +98,23 @@ def is_embedded(instance: DagsterInstance) -> bool:
     return all((settings.get(key) or {}).get("class", default) == default for key, default in defaults.items())
 
 
-def wait_for(instance: DagsterInstance, run_id: str, poll_s: float = 0.2) -> RunOutcome:
-    """Wait until the run has finished, however it executes; Ctrl-C asks Dagster to stop it."""
+# A run still queued after this long probably has no daemon to launch it: say so, once.
+QUEUED_NOTICE_S = 30.0
+
+
+def wait_for(instance: DagsterInstance, run_id: str, poll_s: float = 0.2, notice=None) -> RunOutcome:
+    """Wait until the run has finished, however it executes; Ctrl-C asks Dagster to stop it.
+    ``notice`` (a callable taking a message) hears once about a run that stays queued."""
     child = _CHILDREN.pop(run_id, None)
+    started, told = time.monotonic(), False
     try:
         if child is not None:
             _wait_child(child)
         while (run := instance.get_run_by_id(run_id)) is not None and run.status in IN_FLIGHT:
+            if notice and not told and run.status == DagsterRunStatus.QUEUED and time.monotonic() - started > QUEUED_NOTICE_S:
+                notice(f"run {run_id} has been queued for {QUEUED_NOTICE_S:.0f} s: it starts when dagster-daemon "
+                       "launches it (is `dagster-daemon run` running for this instance?). Ctrl-C cancels it.")
+                told = True
             time.sleep(poll_s)
     except KeyboardInterrupt:
         if child is None:

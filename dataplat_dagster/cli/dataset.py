@@ -116,7 +116,7 @@ def _run_import(ctx: CliContext, name: str, run_id: str, *, extra: dict, no_wait
         click.echo(f"{'Parsing' if rename else 'Reading'}{'' if no_profile else ' and profiling'} in run {run_id} ...")
     try:
         with elapsed(f"  {name}:"):
-            outcome = runs.wait_for(instance, run_id)
+            outcome = runs.wait_for(instance, run_id, notice=warn)
     except KeyboardInterrupt:
         after_failed_run(instance, ctx.project, name, run_id)
         raise
