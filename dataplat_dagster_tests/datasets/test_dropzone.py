@@ -23,15 +23,10 @@ from dataplat_dagster.datasets.dropzone import dropzone_path, list_dropzone, san
 from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.runs import failure_reason
 
+from dataplat_dagster_tests.cli.test_dataset_cli import EU_SALES  # the same sample file
+
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 US_PEOPLE = "id,name,score\n1,Ann,3.5\n2,Bob,4.0\n3,Cid,\n"
-EU_SALES = (
-    "order_id;order_date;amount;city;zip\n"
-    "1;31/12/2024;1.234,56;Paris;00123\n"
-    "2;15/01/2025;99,50;Lyon;07000\n"
-    "3;01/02/2025;1.000.000,00;Nice;06000\n"
-    "4;28/02/2025;;Lille;59000\n"
-)
 KEY = ["shop", "datasets"]
 
 
