@@ -78,36 +78,30 @@ mutation DataplatLaunchRun($executionParams: ExecutionParams!) {
 # The repository of a code location built from one Definitions object.
 REPOSITORY_NAME = "__repository__"
 
-# Code locations this process has had the webserver reload: one reload per command is enough
-# for a run launched after the catalog change that triggered it.
+# Code locations this process has had the webserver reload (after a catalog change).
 _RELOADED: set[tuple[str, str]] = set()
+# What launchRun answers when the webserver's copy of the location is older than the catalog
+# (a dataset registered, renamed or deleted since it was loaded): reload it and try again.
+_STALE_LOCATION = {"InvalidSubsetError", "PipelineNotFoundError", "RunConfigValidationInvalid"}
 
 
 def launch_run(url: str, request) -> str:
     """Launch the run through the webserver: created from the deployment's code location and
     submitted to its instance's run coordinator. Returns the run id.
 
-    The location is reloaded first (unless this command already did, after changing the
-    catalog), so that the run is created from the definitions that match the catalog now."""
-    from dagster_graphql import DagsterGraphQLClientError
-
+    The location as the webserver has it is used as it is: every command that changes the
+    catalog (a new dataset, a rename, a delete, a new export edge) has the webserver reload
+    it before going on. If the webserver's copy lacks the job, an asset or a config field
+    all the same (a change made by hand or by another tool), it is reloaded and the launch
+    tried once more. Reloading the location of ``dagster code-server start`` starts a new
+    code server process and loads the definitions again (seconds), one reload at a time, so
+    a reload for every run would be the deployment's bottleneck."""
     graphql = client(url)
     location = request.project.name
-    if (url, location) not in _RELOADED:
+    kind, answer = _launch(graphql, url, request)
+    if kind in _STALE_LOCATION and (url, location) not in _RELOADED:
         reload_location(graphql, location, url)
-    selector = {"repositoryLocationName": location, "repositoryName": REPOSITORY_NAME, "jobName": request.job_name}
-    if request.asset_keys:
-        selector["assetSelection"] = [{"path": list(key.path)} for key in request.asset_keys]
-    params = {
-        "selector": selector,
-        "runConfigData": dict(request.run_config),
-        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in request.tags.items()]},
-    }
-    try:
-        answer = graphql._execute(LAUNCH_RUN_MUTATION, {"executionParams": params})["launchRun"]
-    except DagsterGraphQLClientError as error:
-        raise DataplatError(f"The deployment at {url} refused the run of {request.job_name!r}: {_first_line(error)}") from None
-    kind = answer["__typename"]
+        kind, answer = _launch(graphql, url, request)
     if kind == "LaunchRunSuccess":
         return answer["run"]["runId"]
     if kind == "RunConfigValidationInvalid":
@@ -119,6 +113,25 @@ def launch_run(url: str, request) -> str:
     else:
         detail = _first_line(DataplatError(answer.get("message") or kind))
     raise DataplatError(f"The deployment at {url} refused the run of {request.job_name!r} ({kind}): {detail}")
+
+
+def _launch(graphql, url: str, request) -> tuple[str, dict]:
+    from dagster_graphql import DagsterGraphQLClientError
+
+    selector = {"repositoryLocationName": request.project.name, "repositoryName": REPOSITORY_NAME,
+                "jobName": request.job_name}
+    if request.asset_keys:
+        selector["assetSelection"] = [{"path": list(key.path)} for key in request.asset_keys]
+    params = {
+        "selector": selector,
+        "runConfigData": dict(request.run_config),
+        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in request.tags.items()]},
+    }
+    try:
+        answer = graphql._execute(LAUNCH_RUN_MUTATION, {"executionParams": params})["launchRun"]
+    except DagsterGraphQLClientError as error:
+        raise DataplatError(f"The deployment at {url} refused the run of {request.job_name!r}: {_first_line(error)}") from None
+    return answer["__typename"], answer
 
 
 def reload_location(graphql, location: str, url: str) -> None:

@@ -134,6 +134,16 @@ def test_an_export_writes_a_table_into_the_code_servers_database(client):
     assert "people" in exporters["scored_orders_out"]["datasets"], exporters
 
 
+def test_a_run_of_a_dataset_the_location_has_needs_no_reload(deployment, client, people):
+    """A new version of a known dataset changes no definitions: the run is launched from the
+    location as the webserver has it, without restarting the code server's process."""
+    log = deployment.services["code_server"].log_path
+    starts = log.read_text().count("Starting Dagster code server")
+    again = client.run("dataset", "import", "f.csv", "--name", "people", "--replace", "--json").json()
+    assert (again["status"], again["rows"]) == ("ready", ROWS) and again["run_id"] != people["run_id"]
+    assert log.read_text().count("Starting Dagster code server") == starts
+
+
 def test_the_main_job_launched_through_graphql(deployment, client):
     before = _tables(client.shop_db)
     run_id = client.launch_job("main")
