@@ -3,7 +3,7 @@
 On an 8-column Parquet file (``benchdata.py``: 4 numeric columns, 2 text, a date and a
 boolean; default 10 million rows, snappy) this times, best of ``--repeat``:
 
-  ours    ``dataplat_dagster.datasets.profile.profile_parquet(path)``, in this process:
+  ours    ``dataplat_dagster.profile.stats.profile_parquet(path)``, in this process:
           per-column statistics, quantiles, histograms, top values, distinct counts,
           duplicate rows, Pearson and Cramér's V correlations, a sample;
   DuckDB  ``SUMMARIZE SELECT * FROM read_parquet(path)`` then one query with ``corr(a, b)``
@@ -50,7 +50,7 @@ import duckdb  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 import benchdata  # noqa: E402
-from dataplat_dagster.datasets.profile import profile_parquet  # noqa: E402
+from dataplat_dagster.profile.stats import profile_parquet  # noqa: E402
 
 YDATA_VENV = HERE / ".venv-ydata"
 YDATA_PYTHON = YDATA_VENV / "bin" / "python"

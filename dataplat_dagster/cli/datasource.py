@@ -131,7 +131,7 @@ def _probe_and_print(ctx: CliContext, catalog: ProjectCatalog, name: str, as_jso
     if probe.file:
         click.echo(f"  file: {human_count(probe.file['size'])} bytes, modified {probe.file['modified'] or '-'}")
     if probe.dialect:
-        from dataplat_dagster.datasets.dialect import Dialect
+        from dataplat_dagster.ingest.dialect import Dialect
 
         click.echo(f"  dialect: {Dialect.from_json(probe.dialect).describe()}")
     estimate = "unknown" if probe.row_estimate is None else ("" if probe.row_estimate_exact else "about ") + human_count(probe.row_estimate)

@@ -97,7 +97,7 @@ def _sample(store, profile: dict, count: int) -> dict:
     if count <= len(stored["rows"]):
         return {"columns": stored["columns"], "rows": stored["rows"][:count]}
     # More rows than the stored sample: read them from the Parquet head (no statistics recomputed).
-    from dataplat_dagster.datasets.profile import read_sample
+    from dataplat_dagster.profile.stats import read_sample
 
     with store.local_file(storage.DATA_FILE) as parquet:
         return read_sample(parquet, count)

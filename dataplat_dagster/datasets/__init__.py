@@ -1,1 +1,1 @@
-"""Datasets: flat files detected, ingested into Parquet, profiled and stored."""
+"""Datasets: the asset, its store, its lifecycle (import, rename, delete) and its status."""

@@ -128,7 +128,7 @@ def _materialize(project: Project, store: DatasetStore, spec: DatasetSpec, confi
 
 
 def _overrides(options: dict):
-    from dataplat_dagster.datasets.dialect import CsvOverrides
+    from dataplat_dagster.ingest.dialect import CsvOverrides
 
     return CsvOverrides(**{key: options.get(key) for key in CsvOptions.model_fields})
 
@@ -136,7 +136,7 @@ def _overrides(options: dict):
 def _dialect(config: DatasetImportConfig):
     if not config.dialect:
         return None
-    from dataplat_dagster.datasets.dialect import Dialect
+    from dataplat_dagster.ingest.dialect import Dialect
 
     return Dialect.from_json(json.loads(config.dialect))
 

@@ -196,8 +196,8 @@ def import_file_job(project: Project, root: UPath) -> JobDefinition:
 def import_into_dataset(context: OpExecutionContext, project: Project, root: UPath, config: ImportFileConfig) -> None:
     from dataplat_dagster.catalog.registry import Registry, project_catalog
     from dataplat_dagster.datasets.assets import materialize_dataset
-    from dataplat_dagster.datasets.detect import detect_dialect
-    from dataplat_dagster.datasets.dialect import CsvOverrides
+    from dataplat_dagster.ingest.detect import detect_dialect
+    from dataplat_dagster.ingest.dialect import CsvOverrides
     from dataplat_dagster.datasets.importing import _stage_upload
     from dataplat_dagster.workspace import check_name
 

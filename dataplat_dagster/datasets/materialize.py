@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 from dagster import MetadataValue
 
 from dataplat_dagster.datasets import storage
-from dataplat_dagster.datasets.detect import detect_dialect
-from dataplat_dagster.datasets.dialect import CsvOverrides, Dialect
-from dataplat_dagster.datasets.ingest import COMPRESSION, ingest_csv
+from dataplat_dagster.ingest.detect import detect_dialect
+from dataplat_dagster.ingest.dialect import CsvOverrides, Dialect
+from dataplat_dagster.ingest.stream import COMPRESSION, ingest_csv
 from dataplat_dagster.datasets.storage import DatasetStore
 
 PROFILE_FILES = (storage.PROFILE_FILE, storage.REPORT_FILE, *storage.IMAGE_FILES.values())
@@ -155,10 +155,10 @@ def _publish(store: DatasetStore, tmp: Path, schema: pa.Schema, staged: dict, *,
 
 
 def _profile(store: DatasetStore, data_file: Path, subtitle: str, tmp: Path, staged: dict) -> dict:
-    from dataplat_dagster.datasets.metadata import profile_metadata
-    from dataplat_dagster.datasets.plots import correlation_heatmap_png, distribution_grid_png
-    from dataplat_dagster.datasets.profile import profile_parquet
-    from dataplat_dagster.datasets.report import html_report
+    from dataplat_dagster.profile.metadata import profile_metadata
+    from dataplat_dagster.profile.plots import correlation_heatmap_png, distribution_grid_png
+    from dataplat_dagster.profile.stats import profile_parquet
+    from dataplat_dagster.profile.report import html_report
 
     profile = profile_parquet(data_file)
     images = {}

@@ -133,9 +133,9 @@ def _probe_file(connector, spec, probe: Probe, sample_rows: int) -> None:
 def _probe_csv(local: Path, spec, probe: Probe, sample_rows: int, complete: bool, scale: float, tmp: Path) -> None:
     import pyarrow.parquet as pq
 
-    from dataplat_dagster.datasets.detect import detect_dialect
-    from dataplat_dagster.datasets.dialect import CsvOverrides
-    from dataplat_dagster.datasets.ingest import ingest_csv
+    from dataplat_dagster.ingest.detect import detect_dialect
+    from dataplat_dagster.ingest.dialect import CsvOverrides
+    from dataplat_dagster.ingest.stream import ingest_csv
 
     try:
         dialect = detect_dialect(local, CsvOverrides(**spec.options.model_dump()))
@@ -186,7 +186,7 @@ def _without_temp_name(message: str, local: Path, path: str) -> str:
 
 
 def _jsonable_row(row: dict) -> dict:
-    from dataplat_dagster.datasets.profile import to_jsonable
+    from dataplat_dagster.profile.stats import to_jsonable
 
     return {key: to_jsonable(value) for key, value in row.items()}
 

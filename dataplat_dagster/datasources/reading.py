@@ -86,9 +86,9 @@ def open_datasource(connector, spec) -> Iterator:
         if fetched.is_parquet:
             yield parquet_batches(fetched.local)
             return
-        from dataplat_dagster.datasets.detect import detect_dialect
-        from dataplat_dagster.datasets.dialect import CsvOverrides
-        from dataplat_dagster.datasets.ingest import ingest_csv
+        from dataplat_dagster.ingest.detect import detect_dialect
+        from dataplat_dagster.ingest.dialect import CsvOverrides
+        from dataplat_dagster.ingest.stream import ingest_csv
 
         parsed = Path(tmp) / "parsed.parquet"
         dialect = detect_dialect(fetched.local, CsvOverrides(**spec.options.model_dump()))

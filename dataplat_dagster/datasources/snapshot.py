@@ -84,7 +84,7 @@ class Snapshot:
     # -- files --------------------------------------------------------------------------
 
     def _snapshot_file(self):
-        from dataplat_dagster.datasets.dialect import CsvOverrides
+        from dataplat_dagster.ingest.dialect import CsvOverrides
         from dataplat_dagster.datasets.materialize import materialize_arrow_dataset, materialize_file_dataset
 
         with tempfile.TemporaryDirectory(prefix="dataplat-snapshot-") as tmp:

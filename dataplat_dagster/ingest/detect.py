@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from dataplat_dagster.datasets.dialect import (
+from dataplat_dagster.ingest.dialect import (
     FALSE_SPELLINGS,
     ISO_ZONED_FORMAT,
     NULL_SPELLINGS,
@@ -28,7 +28,7 @@ from dataplat_dagster.datasets.dialect import (
     CsvOverrides,
     Dialect,
 )
-from dataplat_dagster.datasets.sources import TableSource, read_head, resolve_source, utf16_codec
+from dataplat_dagster.ingest.sources import TableSource, read_head, resolve_source, utf16_codec
 from dataplat_dagster.errors import InputError
 
 SAMPLE_BYTES = 1 << 20

@@ -12,10 +12,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dataplat_dagster.datasets import sources
-from dataplat_dagster.datasets.detect import detect_dialect
-from dataplat_dagster.datasets.dialect import ColumnGuess, CsvOverrides, Dialect
-from dataplat_dagster.datasets.ingest import ingest_csv
+from dataplat_dagster.ingest import sources
+from dataplat_dagster.ingest.detect import detect_dialect
+from dataplat_dagster.ingest.dialect import ColumnGuess, CsvOverrides, Dialect
+from dataplat_dagster.ingest.stream import ingest_csv
 from dataplat_dagster.errors import InputError
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -290,7 +290,7 @@ def test_dialect_round_trips_through_json():
 
 
 def test_detection_reads_a_bounded_sample(tmp_path, monkeypatch):
-    monkeypatch.setattr("dataplat_dagster.datasets.detect.SAMPLE_BYTES", 64)
+    monkeypatch.setattr("dataplat_dagster.ingest.detect.SAMPLE_BYTES", 64)
     path = write(tmp_path, "long.csv", b'id,text\n1,"a\nb"\n' + b"2,xyz\n" * 50 + b"oops,broken\n")
     dialect = detect_dialect(path)
     assert kinds(dialect) == {"id": "integer", "text": "text"}

@@ -10,11 +10,11 @@ import pytest
 from dagster import MetadataValue, TableRecord
 from PIL import Image, ImageFont
 
-from dataplat_dagster.datasets import plots
-from dataplat_dagster.datasets.metadata import markdown_description, profile_metadata
-from dataplat_dagster.datasets.plots import correlation_heatmap_png, distribution_grid_png, panel_kinds
-from dataplat_dagster.datasets.profile import profile_parquet
-from dataplat_dagster.datasets.report import html_report
+from dataplat_dagster.profile import plots
+from dataplat_dagster.profile.metadata import markdown_description, profile_metadata
+from dataplat_dagster.profile.plots import correlation_heatmap_png, distribution_grid_png, panel_kinds
+from dataplat_dagster.profile.stats import profile_parquet
+from dataplat_dagster.profile.report import html_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HOSTILE = "<script>alert(1)</script>|*$x$"
@@ -151,9 +151,9 @@ def test_no_images_without_columns_to_draw(tmp_path):
 
 def test_neither_loading_nor_rendering_imports_matplotlib():
     code = (
-        "import sys, dataplat_dagster.datasets.metadata, dataplat_dagster.datasets.report, "
-        "dataplat_dagster.datasets.profile\n"
-        "from dataplat_dagster.datasets import plots\n"
+        "import sys, dataplat_dagster.profile.metadata, dataplat_dagster.profile.report, "
+        "dataplat_dagster.profile.stats\n"
+        "from dataplat_dagster.profile import plots\n"
         "column = {'name': 'n', 'type': 'integer', 'histogram': {'edges': [0, 1, 2], 'counts': [1, 2]}}\n"
         "pearson = {'columns': ['a', 'b'], 'matrix': [[1.0, 0.5], [0.5, 1.0]]}\n"
         "assert plots.distribution_grid_png({'columns': [column]})\n"

@@ -1,4 +1,4 @@
-"""PNG charts of a dataset profile (see ``profile.profile_parquet``), drawn with Pillow.
+"""PNG charts of a dataset profile (see ``stats.profile_parquet``), drawn with Pillow.
 
 The PNGs are embedded as base64 in Dagster metadata, so they are kept small: flat
 colours, a capped number of panels. Pillow is imported inside the functions, so

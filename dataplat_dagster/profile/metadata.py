@@ -12,7 +12,7 @@ import json
 
 from dagster import MetadataValue, TableColumn, TableRecord, TableSchema
 
-from dataplat_dagster.datasets.report import (
+from dataplat_dagster.profile.report import (
     COLUMN_HEADERS,
     column_cells,
     format_value,

@@ -33,7 +33,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from dataplat_dagster.datasets.dialect import (
+from dataplat_dagster.ingest.dialect import (
     FALSE_SPELLINGS,
     ISO_ZONED_FORMAT,
     NULL_SPELLINGS,
@@ -41,7 +41,7 @@ from dataplat_dagster.datasets.dialect import (
     ColumnGuess,
     Dialect,
 )
-from dataplat_dagster.datasets.sources import TableSource, open_binary, read_head, resolve_source
+from dataplat_dagster.ingest.sources import TableSource, open_binary, read_head, resolve_source
 from dataplat_dagster.errors import InputError
 
 # pyarrow reads about 32 blocks ahead of the batch being used: the block size bounds memory.

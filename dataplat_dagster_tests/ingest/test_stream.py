@@ -11,10 +11,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dataplat_dagster.datasets import detect, ingest
-from dataplat_dagster.datasets.detect import detect_dialect
-from dataplat_dagster.datasets.dialect import ColumnGuess, CsvOverrides, Dialect
-from dataplat_dagster.datasets.ingest import IngestResult, ingest_csv
+from dataplat_dagster.ingest import detect
+from dataplat_dagster.ingest import stream as ingest
+from dataplat_dagster.ingest.detect import detect_dialect
+from dataplat_dagster.ingest.dialect import ColumnGuess, CsvOverrides, Dialect
+from dataplat_dagster.ingest.stream import IngestResult, ingest_csv
 from dataplat_dagster.errors import InputError
 
 CORPUS = Path(__file__).parent / "corpus"

@@ -7,8 +7,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from dataplat_dagster.datasets import profile as profile_module
-from dataplat_dagster.datasets.profile import arrow_kind, cramers_v, profile_parquet
+from dataplat_dagster.profile import stats as profile_module
+from dataplat_dagster.profile.stats import arrow_kind, cramers_v, profile_parquet
 from dataplat_dagster.errors import InputError
 
 
