@@ -20,6 +20,13 @@ ydata-profiling holds the whole table in pandas, so it runs on the first ``--yda
 rows (default 10 million, the size the target is set at); ours runs on that same file too, and the ratio ydata / ours
 compares the two on the same rows. Nothing is extrapolated.
 
+``--wide`` profiles wide tables instead: 100,000 rows of 250, 500, 1,000 and 2,000 columns
+(``--wide-columns``; integer, float, text and boolean in turn), each contender in a child
+process whose peak RSS ``os.wait4`` reports: ours, and DuckDB's ``SUMMARIZE`` of the same
+file (per-column statistics only: no histograms, top values, duplicates nor correlations).
+The time per column at each width, against the narrowest, shows whether the time grows
+faster than the columns; peak RSS must stay under 2 GB.
+
 The machine may be shared and noisy: the figures that matter are the ratios, printed with
 their targets (PASS/MISS).
 """
@@ -43,8 +50,9 @@ import os  # noqa: E402
 import platform  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, replace  # noqa: E402
 
 import duckdb  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
@@ -56,6 +64,11 @@ YDATA_VENV = HERE / ".venv-ydata"
 YDATA_PYTHON = YDATA_VENV / "bin" / "python"
 YDATA_PACKAGES = ("ydata-profiling", "pandas", "pyarrow")
 YDATA_WORKER = HERE / "workers" / "ydata_profile.py"
+WIDE_WORKER = HERE / "workers" / "wide_profile.py"
+WIDE_ROWS = 100_000
+WIDE_COLUMNS = (250, 500, 1000, 2000)
+WIDE_RSS_LIMIT_MIB = 1907  # 2 GB
+WIDE_GROWTH_LIMIT = 1.25  # time per column at the widest / at the narrowest
 DEFAULT_ROWS = 10_000_000
 DEFAULT_YDATA_ROWS = 10_000_000  # the target applies at 10M rows; ydata needs about 6 GiB there
 QUICK_ROWS, QUICK_YDATA_ROWS = 1_000_000, 100_000
@@ -137,6 +150,106 @@ def ensure_ydata_venv() -> str:
     return ""
 
 
+# --- Wide tables ------------------------------------------------------------------------
+
+
+def ensure_wide_parquet(columns: int, rows: int) -> Path:
+    """``columns`` columns cycling integer, float, text (50 values) and boolean, written
+    20,000 rows at a time (memory stays at one slice); reused when already there."""
+    import numpy as np
+    import pyarrow as pa
+
+    path = benchdata.DATA_DIR / f"wide_{columns}x{rows}.parquet"
+    if path.exists():
+        return path
+    benchdata.DATA_DIR.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(columns)
+    words = pa.array([f"value {k}" for k in range(50)])
+
+    def column(k: int, n: int) -> pa.Array:
+        kind = k % 4
+        if kind == 0:
+            return pa.array(rng.integers(0, 1000, n))
+        if kind == 1:
+            return pa.array(rng.normal(size=n))
+        if kind == 2:
+            return pa.DictionaryArray.from_arrays(pa.array(rng.integers(0, 50, n), pa.int32()), words).cast(pa.string())
+        return pa.array(rng.integers(0, 2, n) == 1)
+
+    names = [f"{('int', 'float', 'text', 'flag')[k % 4]}_{k}" for k in range(columns)]
+    partial = path.with_suffix(".partial")
+    writer = None
+    for start in range(0, rows, 20_000):
+        n = min(20_000, rows - start)
+        table = pa.Table.from_arrays([column(k, n) for k in range(columns)], names)
+        writer = writer or pq.ParquetWriter(partial, table.schema, compression="snappy")
+        writer.write_table(table)
+    writer.close()
+    partial.rename(path)
+    return path
+
+
+@dataclass(frozen=True)
+class ChildResult:
+    seconds: float | None  # inside the child, imports excluded
+    rss_mib: float
+    problem: str = ""
+
+
+def run_wide_child(contender: str, path: Path, timeout_s: float) -> ChildResult:
+    command = [sys.executable, str(WIDE_WORKER), contender, str(path)]
+    with tempfile.TemporaryFile("w+") as out:
+        child = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # wait4 reaps the child itself (Popen.wait would, and lose its rusage): a timer kills it past the limit.
+        timer = threading.Timer(timeout_s, child.kill)
+        timer.start()
+        _, status, usage = os.wait4(child.pid, 0)
+        timer.cancel()
+        out.seek(0)
+        output = out.read().strip()
+    rss = usage.ru_maxrss / 1024
+    if status != 0:
+        return ChildResult(None, rss, f"failed (status {status}): {output[-300:]}")
+    return ChildResult(json.loads(output.splitlines()[-1])["seconds"], rss)
+
+
+def best(results: list[ChildResult]) -> ChildResult:
+    """The fastest round, with the highest peak RSS of all rounds."""
+    fastest = min(results, key=lambda r: (bool(r.problem), r.seconds or 0))
+    return replace(fastest, rss_mib=max(r.rss_mib for r in results))
+
+
+def wide(args: argparse.Namespace) -> None:
+    print(f"bench/profile.py --wide  {time.strftime('%Y-%m-%d %H:%M')}  {platform.node()}")
+    print(f"  machine: {os.cpu_count()} cores; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+          f"duckdb {duckdb.__version__}; {args.wide_rows:,} rows; each contender a child process")
+    results = {}
+    for columns in args.wide_columns:
+        path = ensure_wide_parquet(columns, args.wide_rows)
+        benchdata.warm_page_cache(path)
+        # Best of --repeat, the contenders taking turns, so that a burst of load hits both.
+        rounds = [(run_wide_child("ours", path, args.wide_timeout), run_wide_child("duckdb", path, args.wide_timeout))
+                  for _ in range(args.repeat)]
+        ours_result, duck = (best([r[k] for r in rounds]) for k in (0, 1))
+        results[columns] = ours_result
+        print(f"\n{columns:,} columns x {args.wide_rows:,} rows ({path.stat().st_size / 2**20:.0f} MiB Parquet)")
+        for name, result in (("ours", ours_result), ("DuckDB SUMMARIZE", duck)):
+            shown = result.problem or f"{result.seconds:.2f} s ({1000 * result.seconds / columns:.1f} ms per column)"
+            print(f"  {name:<17} {shown}; peak RSS {result.rss_mib:.0f} MiB")
+        if not ours_result.problem:
+            print(f"  ours peak RSS {ours_result.rss_mib:.0f} MiB  "
+                  f"{verdict(ours_result.rss_mib, WIDE_RSS_LIMIT_MIB, True)} (< {WIDE_RSS_LIMIT_MIB} MiB)")
+            if not duck.problem:
+                print(f"  ours / DuckDB = {ours_result.seconds / duck.seconds:.2f}  (for information: DuckDB does less)")
+    done = {c: r for c, r in results.items() if not r.problem}
+    if len(done) >= 2:
+        narrow, widest = min(done), max(done)
+        growth = (done[widest].seconds / widest) / (done[narrow].seconds / narrow)
+        print(f"\ntime per column at {widest:,} / at {narrow:,} columns = {growth:.2f}  "
+              f"{verdict(growth, WIDE_GROWTH_LIMIT, True)} (<= {WIDE_GROWTH_LIMIT}: linear in the columns)")
+    print(f"\n  load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
 # --- Report -----------------------------------------------------------------------------
 
 
@@ -184,6 +297,11 @@ def parse_args() -> argparse.Namespace:
                         help=f"{QUICK_ROWS:,} rows, ydata on {QUICK_YDATA_ROWS:,} (unless given)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each contender; the best counts (default 1)")
     parser.add_argument("--ydata-timeout", type=float, default=900, help="seconds (default %(default)s)")
+    parser.add_argument("--wide", action="store_true", help="the wide-table case instead (see above)")
+    parser.add_argument("--wide-columns", type=lambda text: [int(n) for n in text.split(",")], default=list(WIDE_COLUMNS),
+                        help="widths, comma-separated (default %(default)s)")
+    parser.add_argument("--wide-rows", type=int, default=WIDE_ROWS, help="rows of the wide files (default %(default)s)")
+    parser.add_argument("--wide-timeout", type=float, default=1800, help="seconds per contender (default %(default)s)")
     args = parser.parse_args()
     args.rows = args.rows or (QUICK_ROWS if args.quick else DEFAULT_ROWS)
     args.ydata_rows = min(args.ydata_rows or (QUICK_YDATA_ROWS if args.quick else DEFAULT_YDATA_ROWS), args.rows)
@@ -192,6 +310,9 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
+    if args.wide:
+        wide(args)
+        return
     print_header(args)
     path = benchdata.ensure_parquet(args.rows)
     small = benchdata.ensure_parquet(args.ydata_rows)

@@ -20,6 +20,7 @@ from dataplat_dagster.datasets.assets import dataset_asset
 from dataplat_dagster.datasets.dropzone import dropzone_sensor, import_file_job
 from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY, DatasetIOManager
 from dataplat_dagster.datasets.storage import project_root
+from dataplat_dagster.datasets.versions import rollback_job
 from dataplat_dagster.datasources.assets import datasource_source_spec, snapshot_asset
 from dataplat_dagster.datasources.automation import datasource_automation
 from dataplat_dagster.exporters.export_job import export_dataset_job, export_target_spec
@@ -72,7 +73,7 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
         uri_prefix = connector.file_uri("") if spec.path else ""
         resources[name] = ExporterIOManager.from_spec(name, spec, resources[spec.connector], uri_prefix)
     if catalog.exporters:
-        jobs.append(export_dataset_job(project, list(catalog.exporters)))
+        jobs.append(export_dataset_job(project, {name: resources[name] for name in catalog.exporters}))
     exports = [
         export_target_spec(project, name, spec, catalog.connectors[spec.connector], [d for d in spec.datasets if d in catalog.datasets])
         for name, spec in catalog.exporters.items()
@@ -87,6 +88,7 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
     # Importing from the UI: the import_file job, and the drop-zone sensor that launches it.
     jobs.append(import_file_job(project, root))
     sensors.append(dropzone_sensor(project, root, jobs[-1], catalog.dropzone))
+    jobs.append(rollback_job(project))  # `dataplat dataset rollback`: an earlier version made current again
     # Jobs that set no executor of their own (users' jobs too) honour the connectors' limits.
     executor = connector_executor(catalog.connectors)
     return Definitions(

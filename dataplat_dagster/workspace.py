@@ -28,6 +28,11 @@ DEFINITIONS_FILE = "definitions.py"
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 NAME_RULE = "a letter followed by up to 62 letters, digits or underscores"
 
+WORKSPACE_YAML = """\
+# One Dagster code location per dataplat project; `dataplat project create` adds them.
+load_from:
+"""
+
 INSTANCE_YAML = """\
 # The Dagster instance of this workspace. DAGSTER_HOME points at this folder
 # (the dataplat CLI sets it when it is unset). SQLite storage, nothing to install.
@@ -137,12 +142,11 @@ class Workspace:
         (root / PROJECTS_DIR).mkdir(parents=True, exist_ok=True)
         if not (root / INSTANCE_FILE).exists():
             (root / INSTANCE_FILE).write_text(INSTANCE_YAML)
-        workspace = cls(root)
-        workspace._write({"load_from": []})
-        return workspace
+        (root / WORKSPACE_FILE).write_text(WORKSPACE_YAML)
+        return cls(root)
 
     def project_names(self) -> list[str]:
-        return [entry["location_name"] for entry in self._locations()]
+        return self._project_names()
 
     def project(self, name: str | None = None) -> Project:
         """``--project NAME``, else ``DATAPLAT_PROJECT``, else the only project."""
@@ -164,16 +168,26 @@ class Workspace:
         return Project(name, self.root / PROJECTS_DIR / name)
 
     def create_project(self, name: str) -> Project:
+        from dataplat_dagster.catalog.yaml_file import edited_yaml
+
         check_name("project", name)
-        if name in self.project_names():
-            raise WorkspaceError(f"Project {name!r} already exists in {self.workspace_file}.")
-        project = Project(name, self.root / PROJECTS_DIR / name)
-        project.dir.mkdir(parents=True, exist_ok=True)
-        if not project.catalog_path.exists():
-            project.catalog_path.write_text(CATALOG_YAML.format(name=name))
-        if not project.definitions_file.exists():
-            project.definitions_file.write_text(DEFINITIONS_PY.format(name=name))
-        self._add_location(name)
+        # Under workspace.yaml's lock: two projects created at once both get their location.
+        with edited_yaml(self.workspace_file) as data:
+            if name in self._project_names(data):
+                raise WorkspaceError(f"Project {name!r} already exists in {self.workspace_file}.")
+            project = Project(name, self.root / PROJECTS_DIR / name)
+            project.dir.mkdir(parents=True, exist_ok=True)
+            if not project.catalog_path.exists():
+                project.catalog_path.write_text(CATALOG_YAML.format(name=name))
+            if not project.definitions_file.exists():
+                project.definitions_file.write_text(DEFINITIONS_PY.format(name=name))
+            data["load_from"] = [*(data.get("load_from") or []), {
+                "python_file": {
+                    "relative_path": f"{PROJECTS_DIR}/{name}/{DEFINITIONS_FILE}",
+                    "location_name": name,
+                    "working_directory": f"{PROJECTS_DIR}/{name}",
+                }
+            }]
         return project
 
     def dagster_home(self) -> Path:
@@ -188,31 +202,14 @@ class Workspace:
             raise WorkspaceError(f"{self.workspace_file} must be a mapping with a 'load_from' list.")
         return data
 
-    def _locations(self) -> list[dict]:
+    def _locations(self, data: dict | None = None) -> list[dict]:
         """The code locations that are dataplat projects (other hand-written entries are kept as they are)."""
         found = []
-        for item in self._load().get("load_from") or []:
+        for item in (self._load() if data is None else data).get("load_from") or []:
             target = (item or {}).get("python_file") if isinstance(item, dict) else None
             if isinstance(target, dict) and str(target.get("relative_path", "")).startswith(f"{PROJECTS_DIR}/"):
                 found.append(target)
         return found
 
-    def _add_location(self, name: str) -> None:
-        data = self._load()
-        data.setdefault("load_from", [])
-        data["load_from"] = (data["load_from"] or []) + [
-            {
-                "python_file": {
-                    "relative_path": f"{PROJECTS_DIR}/{name}/{DEFINITIONS_FILE}",
-                    "location_name": name,
-                    "working_directory": f"{PROJECTS_DIR}/{name}",
-                }
-            }
-        ]
-        self._write(data)
-
-    def _write(self, data: dict) -> None:
-        header = "# One Dagster code location per dataplat project; `dataplat project create` adds them.\n"
-        tmp = self.workspace_file.with_suffix(".yaml.tmp")
-        tmp.write_text(header + yaml.safe_dump(data, sort_keys=False))
-        os.replace(tmp, self.workspace_file)
+    def _project_names(self, data: dict | None = None) -> list[str]:
+        return [entry["location_name"] for entry in self._locations(data)]

@@ -76,3 +76,9 @@ def cli_workspace(tmp_path: Path) -> CliWorkspace:
     subprocess.run([DATAPLAT, "init", str(workspace.root)], check=True, capture_output=True, stdin=subprocess.DEVNULL)
     workspace.run("project", "create", "shop")
     return workspace
+
+
+def stored(dataset_folder: Path, file: str) -> Path:
+    """``file`` of a dataset's current version, found as a reader finds it: through ``current.json``."""
+    current = json.loads((dataset_folder / "current.json").read_text())["current"]
+    return dataset_folder / "versions" / current / file

@@ -25,4 +25,4 @@ def test_defs_yaml_declares_a_whole_project(tmp_path):
             assert isinstance(component, DataplatProject)
             key = AssetKey(["lab", "datasets", "measures"])
             assert defs.resolve_assets_def(key).specs_by_key[key].group_name == "lab"
-            assert defs.resolve_job_def("refresh_datasets").name == "refresh_datasets"
+            assert key in defs.resolve_job_def("refresh_datasets").asset_layer.selected_asset_keys

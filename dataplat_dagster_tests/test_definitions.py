@@ -1,6 +1,7 @@
 """Load a project's code location and materialize a dataset through Dagster, in a temporary
 instance; then read what the UI shows back from the instance."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from dagster import AssetKey, instance_for_test
 from dataplat_dagster import project_definitions
 from dataplat_dagster.definitions import DATASETS_JOB
 from dataplat_dagster.workspace import Workspace
+from dataplat_dagster_tests.conftest import stored
 
 CSV = "id;when;amount;label\n1;31/12/2024;1,5;a\n2;01/01/2025;2,5;b\n3;02/01/2025;;a\n"
 
@@ -35,7 +37,9 @@ def test_code_location_has_one_asset_per_dataset_in_the_project_group(tmp_path):
     assert spec.tags["dataplat/origin"] == "file_upload"
     assert "parquet" in spec.kinds
     assert spec.description.startswith("Lab measures.")
-    assert defs.resolve_job_def(DATASETS_JOB).name == DATASETS_JOB
+    # The datasets job materializes this dataset (and so can refresh it from the UI).
+    job = defs.resolve_job_def(DATASETS_JOB)
+    assert AssetKey(["lab", "datasets", "measures"]) in job.asset_layer.selected_asset_keys
 
 
 def test_materialize_records_native_metadata_in_the_instance(tmp_path):
@@ -50,13 +54,13 @@ def test_materialize_records_native_metadata_in_the_instance(tmp_path):
     schema = {c.name: c.type for c in metadata["dagster/column_schema"].value.columns}
     assert list(schema) == ["id", "when", "amount", "label"]
     # No absolute path of this host: a local root shows from the folder that holds it.
-    assert metadata["dagster/uri"].value == "storage/datasets/measures/data.parquet"
+    assert re.fullmatch(r"storage/datasets/measures/versions/[0-9-]+/data\.parquet", metadata["dagster/uri"].value)
     assert metadata["size_bytes"].value > 0
     assert metadata["dialect"].value["sep"] == ";" and metadata["dialect"].value["decimal"] == ","
     sample = metadata["sample"].value
     assert [record.data["label"] for record in sample.records] == ["a", "b", "a"]
     assert "data:image/png;base64," in metadata["distributions"].value
-    assert (project.dir / "storage/datasets/measures/report.html").is_file()
+    assert (stored(project.dir / "storage/datasets/measures", "report.html")).is_file()
     # Materializing never changes the definition: the profile stays in the metadata, so a
     # run's job snapshot still matches the code location's (re-execution shows no warning).
     reloaded = project_definitions(project.definitions_file).resolve_assets_def(key).specs_by_key[key]
@@ -86,11 +90,12 @@ def test_storage_root_can_be_any_fsspec_url(tmp_path):
     with instance_for_test() as instance:
         assert defs.resolve_job_def(DATASETS_JOB).execute_in_process(instance=instance).success
         event = instance.get_latest_materialization_event(AssetKey(["lab", "datasets", "measures"]))
-    assert event.asset_materialization.metadata["dagster/uri"].value == "memory://lab-storage/datasets/measures/data.parquet"
+    uri = event.asset_materialization.metadata["dagster/uri"].value
+    assert re.fullmatch(r"memory://lab-storage/datasets/measures/versions/[0-9-]+/data\.parquet", uri)
     memory = fsspec.filesystem("memory")
-    with memory.open("/lab-storage/datasets/measures/data.parquet", "rb") as handle:
+    with memory.open(uri.removeprefix("memory:/"), "rb") as handle:
         assert pq.read_table(handle).column("amount").to_pylist() == [1.5, 2.5, None]
-    assert memory.exists("/lab-storage/datasets/measures/report.html")
+    assert memory.exists(uri.removeprefix("memory:/").replace("data.parquet", "report.html"))
     assert not (project.dir / "storage").exists()
 
 
@@ -100,12 +105,13 @@ def test_materializing_without_profile_drops_the_stale_profile(tmp_path):
     folder = project.dir / "storage/datasets/measures"
     with instance_for_test() as instance:
         assert job.execute_in_process(instance=instance).success
-        assert (folder / "profile.json").is_file() and (folder / "distributions.png").is_file()
+        assert stored(folder, "profile.json").is_file() and stored(folder, "distributions.png").is_file()
         config = {"ops": {"lab__datasets__measures": {"config": {"profile": False}}}}
         assert job.execute_in_process(instance=instance, run_config=config).success
         metadata = instance.get_latest_materialization_event(AssetKey(["lab", "datasets", "measures"])).asset_materialization.metadata
     assert metadata["dagster/row_count"].value == 3 and "summary" not in metadata
-    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == ["data.parquet", "dialect.json"]
+    current = stored(folder, "data.parquet").parent
+    assert sorted(p.name for p in current.iterdir() if p.is_file()) == ["data.parquet", "dialect.json", "manifest.json"]
 
 
 def test_a_users_asset_reads_a_dataset_as_pandas_or_arrow(tmp_path):

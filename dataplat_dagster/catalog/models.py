@@ -109,6 +109,10 @@ class ProjectCatalog(_Strict):
     datasources: dict[str, DatasourceSpec] = Field(default_factory=dict)
     exporters: dict[str, ExporterSpec] = Field(default_factory=dict)
     dropzone: DropzoneSettings | None = Field(None, description="The drop-zone sensor's settings.")
+    versions_kept: int = Field(
+        3, ge=1, description="Versions of each dataset kept in storage (the current one always): "
+        "`dataplat dataset rollback` can make any of them current again.",
+    )
 
     def connector_dependants(self, connector: str) -> list[str]:
         """The catalog objects that read or write through ``connector`` ("datasource sales", ...)."""

@@ -1,9 +1,7 @@
-"""Reading and writing a project's catalog file, atomically and under a lock."""
+"""Reading and writing a project's catalog file: atomically, under a lock, keeping what people wrote."""
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from dataplat_dagster.catalog.models import ProjectCatalog
+from dataplat_dagster.catalog.yaml_file import apply_changes, file_lock, plain, read_yaml, write_yaml
 from dataplat_dagster.connectors.models import CONNECTOR_TYPES
 from dataplat_dagster.errors import CatalogError
 
@@ -45,34 +44,26 @@ def describe_validation_error(path: Path, error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def save_catalog(path: Path, catalog: ProjectCatalog) -> None:
-    data = catalog.model_dump(mode="json", exclude_defaults=False, exclude_none=True)
-    header = _leading_comments(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    os.replace(tmp, path)
+def _dump(catalog: ProjectCatalog) -> dict:
+    return catalog.model_dump(mode="json", exclude_none=True)
 
 
 @contextmanager
 def edit_catalog(path: Path) -> Iterator[ProjectCatalog]:
-    """Load, let the caller change, and save the catalog, holding a lock so that two CLI
-    calls never lose each other's edits. Nothing is saved if the body raises."""
-    lock_path = path.with_name(f".{path.name}.lock")
-    with open(lock_path, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        catalog = load_catalog(path)
+    """Load, let the caller change, and save the catalog, holding the file's lock so that
+    two CLI calls never lose each other's edits. Only what the caller changed is written:
+    comments, key order and the defaults left unwritten stay as they were. Nothing is saved
+    if the body raises."""
+    with file_lock(path):
+        if not path.exists():
+            load_catalog(path)  # its message
+        document = read_yaml(path)
+        try:
+            catalog = ProjectCatalog.model_validate(plain(document) or {})
+        except ValidationError as error:
+            raise CatalogError(describe_validation_error(path, error)) from None
+        before = _dump(catalog)
         yield catalog
-        ProjectCatalog.model_validate(catalog.model_dump())
-        save_catalog(path, catalog)
-
-
-def _leading_comments(path: Path) -> str:
-    """Keep the comment block at the top of the file when rewriting it."""
-    if not path.exists():
-        return ""
-    lines = []
-    for line in path.read_text().splitlines(keepends=True):
-        if not line.startswith("#"):
-            break
-        lines.append(line)
-    return "".join(lines)
+        after = _dump(ProjectCatalog.model_validate(catalog.model_dump()))
+        if after != before:
+            write_yaml(path, apply_changes(document if document is not None else {}, before, after))

@@ -1,4 +1,4 @@
-"""``dataplat dataset ...``: import, refresh, list, show, rename, download, export, delete."""
+"""``dataplat dataset ...``: import, refresh, list, show, versions, rollback, rename, download, export, delete."""
 
 from __future__ import annotations
 
@@ -53,6 +53,7 @@ def dataset_import(ctx: CliContext, path: Path | None, name: str, datasource: st
         raise click.UsageError("--full-refresh applies to snapshots of a datasource (--datasource DS).")
     from dataplat_dagster.datasets.importing import start_import
 
+    _repair(ctx)
     project, instance = ctx.project, ctx.instance()
     started = start_import(instance, ctx.workspace, project, name, path, options, replace=replace,
                            profile=not no_profile, wait=not no_wait)
@@ -152,6 +153,7 @@ def dataset_list(ctx: CliContext, origins: tuple[str, ...], search: str | None, 
     """List the project's datasets with their origin, status and size."""
     from dataplat_dagster.datasets.status import dataset_infos
 
+    _repair(ctx)
     project = ctx.project
     infos = dataset_infos(ctx.instance(), project, project_catalog(project))
     infos = [i for i in infos if (not origins or i.origin in origins) and (not search or search.lower() in i.name.lower())]
@@ -186,14 +188,14 @@ def dataset_show(ctx: CliContext, name: str, view: str | None, column: str | Non
 @dataset.command("rename")
 @click.argument("name")
 @click.argument("new_name")
+@click.option("--wait", is_flag=True, help="Wait for the dataset's runs in flight to finish, instead of refusing.")
 @pass_context
-def dataset_rename(ctx: CliContext, name: str, new_name: str) -> None:
+def dataset_rename(ctx: CliContext, name: str, new_name: str, wait: bool) -> None:
     """Rename dataset NAME to NEW_NAME, keeping its data (the asset key follows the name)."""
     from dataplat_dagster.datasets.manage import rename_dataset
 
-    info = _find_info(ctx, name)
-    if info.status == "parsing":
-        raise DataplatError(f"Dataset {name!r} is parsing (run {info.run_id}); rename it once the run has finished.")
+    _find_info(ctx, name)
+    _no_run_in_flight(ctx, name, "rename", wait)
     rename_dataset(ctx.instance(), ctx.project, name, new_name)
     catalog_changed(ctx.project)
     click.echo(f"Renamed dataset {name!r} to {new_name!r}.")
@@ -226,27 +228,102 @@ def dataset_export(ctx: CliContext, name: str, exporter_name: str, as_json: bool
             f"to {done['identifier']} ({done['mode']}, run {done['run_id']}).")
 
 
+@dataset.command("versions")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_context
+def dataset_versions(ctx: CliContext, name: str, as_json: bool) -> None:
+    """List the versions of dataset NAME kept in storage, newest first."""
+    from dataplat_dagster.datasets.manage import dataset_store
+    from dataplat_dagster.datasets.versions import version_list
+
+    _, store = dataset_store(ctx.project, name)
+    versions = version_list(store)
+    if as_json:
+        print_json(versions)
+        return
+    if not versions:
+        click.echo(f"Dataset {name!r} has no stored version yet (see `dataplat dataset list`).")
+        return
+    print_table(["version", "created", "rows", "run", "current"],
+                [[v["id"], (v["created_at"] or "").replace("T", " ")[:19], human_count(v["rows"]), v["run_id"] or "",
+                  "*" if v["current"] else ""] for v in versions])
+
+
+@dataset.command("rollback")
+@click.argument("name")
+@click.option("--to", "version", required=True, metavar="VERSION", help="The version to make current (see `dataplat dataset versions NAME`).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@pass_context
+def dataset_rollback(ctx: CliContext, name: str, version: str, as_json: bool) -> None:
+    """Make an earlier version of dataset NAME current again, as a run of the rollback_dataset job."""
+    from dataplat_dagster import runs
+    from dataplat_dagster.datasets.manage import dataset_store
+    from dataplat_dagster.datasets.versions import start_rollback
+
+    info = _find_info(ctx, name)
+    if info.status == "parsing":
+        raise DataplatError(f"Dataset {name!r} is parsing (run {info.run_id}); roll it back once the run has finished.")
+    _, store = dataset_store(ctx.project, name)
+    instance = ctx.instance()
+    run_id = start_rollback(instance, ctx.workspace, ctx.project, store, version, wait=True)
+    outcome = runs.wait_for(instance, run_id, notice=warn)
+    if outcome.status.value != "SUCCESS":
+        raise DataplatError(f"Rollback of dataset {name!r} to version {version} failed (run {run_id}): {outcome.error or outcome.status.value}")
+    info = _find_info(ctx, name)
+    _report(as_json, {**info.to_json(), "version": version},
+            f"Dataset {name!r} is at version {version} again: {plural(info.rows, 'row')} (run {run_id}).")
+
+
 @dataset.command("delete")
 @click.argument("name")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--wait", is_flag=True, help="Wait for the dataset's runs in flight to finish, instead of refusing.")
 @pass_context
-def dataset_delete(ctx: CliContext, name: str, yes: bool) -> None:
+def dataset_delete(ctx: CliContext, name: str, yes: bool, wait: bool) -> None:
     """Delete dataset NAME: its stored files and catalog entry (sources are never touched)."""
     from dataplat_dagster.datasets.manage import delete_dataset
 
-    info = _find_info(ctx, name)
+    _find_info(ctx, name)
     confirm_delete(f"{name!r}", f"Delete dataset {name!r} and its stored data?", yes)
-    if info.status == "parsing":
-        warn(f"run {info.run_id} is still parsing {name!r}; it will fail once the files are gone.")
+    _no_run_in_flight(ctx, name, "delete", wait)
     delete_dataset(ctx.instance(), ctx.project, name)
     catalog_changed(ctx.project)
     click.echo(f"Deleted dataset {name!r}.")
+
+
+def _no_run_in_flight(ctx: CliContext, name: str, action: str, wait: bool) -> None:
+    """Refuse (or, with --wait, wait out) the runs that would write or read the dataset meanwhile."""
+    from dataplat_dagster import runs
+    from dataplat_dagster.datasets.manage import in_flight_runs
+
+    instance = ctx.instance()
+    while busy := in_flight_runs(instance, ctx.project, name):
+        ids = ", ".join(run.run_id for run in busy)
+        if not wait:
+            raise DataplatError(
+                f"Dataset {name!r} has {plural(len(busy), 'run')} in flight ({ids}); {action} it once "
+                f"{'they have' if len(busy) > 1 else 'it has'} finished, or pass --wait."
+            )
+        click.echo(f"Waiting for {ids} to finish before the {action} ...", err=True)
+        for run in busy:
+            runs.wait_for(instance, run.run_id, notice=warn)
+
+
+def _repair(ctx: CliContext) -> None:
+    """Finish what an earlier dataset command left half-done (see ``manage``), and say so."""
+    from dataplat_dagster.datasets.manage import finish_interrupted
+
+    for done in finish_interrupted(ctx.instance(), ctx.project):
+        warn(f"finished {done}, which an earlier command left half-done.")
+        catalog_changed(ctx.project)
 
 
 def _find_info(ctx: CliContext, name: str):
     from dataplat_dagster.datasets.manage import dataset_store
     from dataplat_dagster.datasets.status import dataset_infos
 
+    _repair(ctx)
     project = ctx.project
     dataset_store(project, name)  # raises a clear error for an unknown name
     return dataset_infos(ctx.instance(), project, project_catalog(project), [name])[0]

@@ -34,6 +34,7 @@ def datasource() -> None:
 @click.option("--schedule", help="Cron schedule of its snapshot datasets, e.g. '0 6 * * *'.")
 @click.option("--drift-policy", type=click.Choice(["warn", "fail"]), default="warn", show_default=True, help="What a changed column schema between snapshots does.")
 @click.option("--incremental-by", metavar="COLUMN", help="SQL: a cursor column; a refresh fetches only rows past the last one.")
+@click.option("--merge-key", metavar="COL[,COL...]", help="With --incremental-by: the columns that identify a row; a refresh upserts, the newest row of each key wins.")
 @click.option("--watch", is_flag=True, help="Files: switch on the sensor that takes a snapshot when the file changes.")
 @click.option("--watch-interval", type=click.IntRange(min=5), metavar="SECONDS", help="Files: seconds between two looks at the file (default 60).")
 @click.option("--description", help="What the datasource is.")
@@ -41,7 +42,7 @@ def datasource() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the test result as JSON (with --dry-run).")
 @pass_context
 def datasource_create(ctx: CliContext, name: str, connector: str, database, table, query, path, sep, decimal, thousands, encoding,
-                      no_header, quotechar, date_format, schedule, drift_policy, incremental_by, watch: bool, watch_interval,
+                      no_header, quotechar, date_format, schedule, drift_policy, incremental_by, merge_key, watch: bool, watch_interval,
                       description, dry_run: bool, as_json: bool) -> None:
     """Create datasource NAME; --dry-run tests it without saving."""
     from dataplat_dagster.workspace import check_name
@@ -49,7 +50,8 @@ def datasource_create(ctx: CliContext, name: str, connector: str, database, tabl
     check_name("datasource", name)
     values = {
         "connector": connector, "database": database, "table": table, "query": query, "path": path,
-        "schedule": schedule, "drift_policy": drift_policy, "incremental_by": incremental_by, "description": description,
+        "schedule": schedule, "drift_policy": drift_policy, "incremental_by": incremental_by, "merge_key": merge_key,
+        "description": description,
         "watch": watch or None, "watch_interval_s": watch_interval,
         "options": csv_options(sep, decimal, thousands, encoding, no_header, quotechar, date_format).model_dump(exclude_none=True),
     }

@@ -33,15 +33,18 @@ def exporter() -> None:
 @click.option("--path", help="FTP/SFTP/S3/GCS: the file's path from the store's root.")
 @click.option("--format", "file_format", type=click.Choice(["csv", "parquet"]), help="Files: csv or parquet (default: from the path's suffix, else parquet).")
 @click.option("--retention", type=click.IntRange(min=1), metavar="N", help="Timestamped: keep the newest N, drop older ones it created.")
+@click.option("--on-dependents", type=click.Choice(["refuse", "drop"]),
+              help="Overwrite on PostgreSQL, of a table that views depend on: refuse (the default: name them, write nothing) or drop them with the old table.")
 @click.option("--description", help="What the exporter is for.")
 @pass_context
-def exporter_create(ctx: CliContext, name: str, connector: str, mode: str, database, table, path, file_format, retention, description) -> None:
+def exporter_create(ctx: CliContext, name: str, connector: str, mode: str, database, table, path, file_format, retention, on_dependents,
+                    description) -> None:
     """Create exporter NAME."""
     from dataplat_dagster.workspace import check_name
 
     check_name("exporter", name)
     values = {"connector": connector, "mode": mode, "database": database, "table": table, "path": path,
-              "format": file_format, "retention": retention, "description": description}
+              "format": file_format, "retention": retention, "on_dependents": on_dependents, "description": description}
     catalog = project_catalog(ctx.project)
     spec = validate_entry(catalog, "exporters", name, ExporterSpec, {k: v for k, v in values.items() if v is not None})
     add_entry(ctx.project, "exporters", name, spec, "delete it first, or choose another name")

@@ -13,9 +13,10 @@ from dataplat_dagster.workspace import Project
 
 def show_profile(project: Project, info, view: str | None, *, column: str | None, sample: int | None, as_json: bool) -> None:
     _, store = dataset_store(project, info.name)
+    require_data(store)
+    store = store.current()  # every file shown is of this one version, whatever is published meanwhile
     profile = store.read_json(storage.PROFILE_FILE)
     if profile is None:
-        require_data(store)
         raise DataplatError(
             f"Dataset {info.name!r} was imported without a profile (--no-profile). Import it again with "
             f"`dataplat dataset import FILE --name {info.name} --replace` to compute one."

@@ -114,7 +114,8 @@ class ConnectorResource(ConfigurableResource):
         return ConnectorError(self.redact(f"Connector {self.connector_name!r}: {message}{detail}"))
 
     def retrying(self, action: Callable[[], T], what: str, before_retry: Callable[[], None] | None = None) -> T:
-        return with_retries(action, attempts=self.retries, backoff_s=self.backoff_s, what=f"{self.connector_name}: {what}", before_retry=before_retry)
+        return with_retries(action, attempts=self.retries, backoff_s=self.backoff_s, what=f"{self.connector_name}: {what}",
+                            before_retry=before_retry, secrets=self.secret_values())
 
     def __repr_args__(self):
         for key, value in super().__repr_args__():

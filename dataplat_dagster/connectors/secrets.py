@@ -30,3 +30,17 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
         text = text.replace(secret, MASK)
     return text
 
+
+
+# The password of a URL (``scheme://user:password@host``), which drivers may echo back.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s]+@", re.IGNORECASE)
+
+
+def error_text(error: BaseException, secrets: Iterable[str | None] = ()) -> str:
+    """An error's message, fit for a log line: the driver's own words on one line (without
+    SQLAlchemy's echo of the statement and its parameters), a URL's password and every
+    secret value masked."""
+    original = getattr(error, "orig", None) or error
+    text = str(original).split("\n[SQL:")[0].split("\n[parameters:")[0].split("\n(Background")[0]
+    text = " ".join(text.split())
+    return redact(_URL_PASSWORD.sub(rf"\g<head>{MASK}@", text), secrets)

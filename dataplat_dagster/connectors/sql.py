@@ -20,6 +20,7 @@ from pydantic import Field, PrivateAttr
 
 from dataplat_dagster.connectors.base import ConnectorResource, env_reference, project_path
 from dataplat_dagster.connectors.checks import CheckReport, Checker, StepFailed, resolve_host, tcp_connect
+from dataplat_dagster.connectors.secrets import error_text
 from dataplat_dagster.errors import ConnectorError
 
 # The driver each short dialect name means; anything else is passed to SQLAlchemy as given.
@@ -196,41 +197,53 @@ class SqlConnector(ConnectorResource):
         connection = stack.enter_context(self.adbc_connection(database))
         cursor = stack.enter_context(connection.cursor())
         try:
+            # One snapshot of the data for the pass that sizes numeric columns and the read.
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            numeric = self._numeric_types(cursor, query, cursor.adbc_execute_schema(query))
             cursor.execute(query)
             reader = cursor.fetch_record_batch()
+            schema = pa.schema([numeric.get(index, field) for index, field in enumerate(reader.schema)])
         except Exception as error:
             stack.close()
             raise self.fail(f"the query failed: {_short(error)}") from None
 
-        schema = self._numeric_types(query, database, reader.schema)
-
         def batches():
             with stack:
                 for batch in reader:
-                    yield batch if schema is reader.schema else _cast_numeric(batch, schema)
+                    try:
+                        yield _cast_numeric(batch, schema)
+                    except ConnectorError as error:
+                        raise self.fail(str(error)) from None
 
         return pa.RecordBatchReader.from_batches(schema, batches())
 
-    def _numeric_types(self, query: str, database: Optional[str], schema):
-        """ADBC hands PostgreSQL's ``numeric`` over as opaque text. Its declared precision
-        and scale (from a zero-row describe) make it ``decimal128(p, s)``; an unconstrained
-        ``numeric`` becomes float64, the nearest Arrow type without a fixed scale."""
+    def _numeric_types(self, cursor, query: str, schema) -> dict:
+        """The Arrow field of each ``numeric`` column of ``schema``, by position. ADBC hands
+        PostgreSQL's ``numeric`` over as opaque text: ``numeric(p, s)`` becomes
+        ``decimal128(p, s)``; an unconstrained ``numeric`` a decimal as wide as its values
+        need, found by one aggregate pass (float64, noted on the field, if none fits)."""
         import pyarrow as pa
-        from sqlalchemy import text
 
-        opaque = [i for i, f in enumerate(schema) if isinstance(f.type, pa.BaseExtensionType) and getattr(f.type, "type_name", "") == "numeric"]
-        if not opaque:
-            return schema
-        with self.connect(database) as connection:
-            description = connection.execute(text(f"SELECT * FROM ({query}) AS dataplat_describe LIMIT 0")).cursor.description
-        fields = list(schema)
-        for index in opaque:
-            precision, scale = description[index][4], description[index][5]
-            if precision and 0 < precision <= 38:
-                fields[index] = pa.field(fields[index].name, pa.decimal128(precision, scale or 0))
-            else:
-                fields[index] = pa.field(fields[index].name, pa.float64())
-        return pa.schema(fields)
+        from dataplat_dagster.connectors.sql_types import (
+            decimal_type, is_pg_numeric, pg_numeric_field, pg_numeric_precision, pg_numeric_sizes_query,
+        )
+
+        fields, unconstrained = {}, []
+        for index, field in enumerate(schema):
+            if not is_pg_numeric(field):
+                continue
+            declared = pg_numeric_precision(field)
+            decimal = decimal_type(*declared) if declared else None
+            if decimal:
+                fields[index] = pa.field(field.name, decimal)
+            else:  # unconstrained, or declared wider than Arrow's widest decimal
+                unconstrained.append(index)
+        if unconstrained:
+            cursor.execute(pg_numeric_sizes_query(query, len(schema), unconstrained))
+            sizes = cursor.fetchone()
+            for position, index in enumerate(unconstrained):
+                fields[index] = pg_numeric_field(schema.field(index).name, *sizes[3 * position: 3 * position + 3])
+        return fields
 
     def _adbc_write(self, table: str, reader, schema: Optional[str], database: Optional[str], mode: WriteMode) -> int:
         with self.adbc_connection(database) as connection, connection.cursor() as cursor:
@@ -246,30 +259,55 @@ class SqlConnector(ConnectorResource):
         import pyarrow as pa
         from sqlalchemy import text
 
-        # A server-side cursor, read batch by batch while the reader is read. The column
-        # types are those of the first batch: drivers describe them too loosely to trust.
+        from dataplat_dagster.connectors.sql_types import rows_schema, rows_to_batch
+
+        # A server-side cursor, read batch by batch while the reader is read, in the
+        # column types the database declares (see sql_types).
         stack = ExitStack()
         connection = stack.enter_context(self.connect(database))
         try:
+            declared_sqlite = self._sqlite_declared_types(connection, query)
             result = connection.execution_options(stream_results=True, max_row_buffer=batch_rows).execute(text(query))
         except Exception as error:
             stack.close()
             raise self.fail(f"the query failed: {_short(error)}") from None
         names = list(result.keys())
-        rows = result.fetchmany(batch_rows)
-        if not rows:
+        declared = self._declared_types(result.cursor.description, declared_sqlite, len(names))
+        try:
+            first = result.fetchmany(batch_rows)
+            schema = rows_schema(names, declared, first)
+        except Exception as error:
             stack.close()
-            empty = pa.schema([(name, pa.null()) for name in names])
-            return pa.RecordBatchReader.from_batches(empty, [])
-        first = _rows_to_batch(names, rows)
+            raise self.fail(f"the query failed: {_short(error)}") from None
 
         def batches():
             with stack:
-                yield first
-                while more := result.fetchmany(batch_rows):
-                    yield _rows_to_batch(names, more)
+                rows = first
+                while rows:
+                    try:
+                        yield rows_to_batch(rows, schema)
+                    except ConnectorError as error:
+                        raise self.fail(str(error)) from None
+                    rows = result.fetchmany(batch_rows)
 
-        return pa.RecordBatchReader.from_batches(first.schema, _conform(first.schema, batches()))
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
+    def _sqlite_declared_types(self, connection, query: str) -> Optional[list[str]]:
+        if self.backend != "sqlite":
+            return None
+        from dataplat_dagster.connectors.sql_types import sqlite_declared_types
+
+        return sqlite_declared_types(connection, query)
+
+    def _declared_types(self, description, declared_sqlite: Optional[list[str]], width: int) -> list:
+        """Each column's Arrow type as the database declares it; None where it does not."""
+        from dataplat_dagster.connectors.sql_types import mysql_types, sqlite_type
+
+        if self.backend == "mysql" and description:
+            return mysql_types(description)
+        if declared_sqlite is not None and len(declared_sqlite) == width:
+            return [sqlite_type(declared) for declared in declared_sqlite]
+        return [None] * width
 
     def _sqlalchemy_write(self, table: str, reader, schema: Optional[str], database: Optional[str], mode: WriteMode) -> int:
         from sqlalchemy import MetaData, inspect
@@ -464,9 +502,7 @@ def _permission_message(error: Exception, action: str) -> str:
 
 def _short(error: Exception) -> str:
     """The driver's own message, without SQLAlchemy's SQL echo and background link."""
-    original = getattr(error, "orig", None) or error
-    text = str(original).strip()
-    return text.split("\n[SQL:")[0].split("\n(Background")[0].replace("\n", " ").strip()
+    return error_text(error)
 
 
 def _is_system_schema(name: str) -> bool:
@@ -477,37 +513,19 @@ def _qualified(schema: Optional[str], table: str) -> str:
     return f"{schema}.{table}" if schema else table
 
 
-def _rows_to_batch(names: list[str], rows):
-    import pyarrow as pa
-
-    columns = list(zip(*rows)) if rows else [[] for _ in names]
-    return pa.RecordBatch.from_arrays([pa.array(list(column)) for column in columns], names=names)
-
-
 def _cast_numeric(batch, schema):
+    """A batch of ADBC's opaque numeric text in the decimal (or float) types of ``schema``."""
     import pyarrow as pa
 
     columns = []
     for column, field in zip(batch.columns, schema):
-        if isinstance(column.type, pa.BaseExtensionType):
-            column = column.storage.cast(field.type)
+        if column.type != field.type and isinstance(column.type, pa.BaseExtensionType):
+            try:
+                column = column.storage.cast(field.type)
+            except pa.ArrowInvalid as error:
+                raise ConnectorError(f"column {field.name!r} holds a value that does not fit {field.type} ({error})") from None
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, schema=schema)
-
-
-def _conform(schema, batches):
-    """Later batches in the first batch's schema (a column that was all-null stays null-typed
-    only if it stays null; otherwise the cast fails with the column's name)."""
-    import pyarrow as pa
-
-    for batch in batches:
-        if batch.schema.equals(schema):
-            yield batch
-            continue
-        try:
-            yield pa.RecordBatch.from_arrays([batch.column(i).cast(field.type) for i, field in enumerate(schema)], schema=schema)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-            raise ConnectorError(f"the query's column types changed between row batches ({error}); cast the columns in the query") from None
 
 
 def arrow_table_definition(name: str, schema, metadata):

@@ -1,5 +1,6 @@
 """The dataset asset: one software-defined asset per dataset of a project's catalog."""
 
+import functools
 import json
 
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, Failure, MaterializeResult, MetadataValue, asset
@@ -16,9 +17,10 @@ ORIGIN_TAG = "dataplat/origin"
 
 
 class DatasetImportConfig(Config):
-    """Run config of a dataset's materialization. All optional: by default the asset parses
-    its current raw file (the last upload, else the source the catalog declares) with the
-    options it was read with."""
+    # All optional: by default the asset parses its current raw file (the last upload, else
+    # the source the catalog declares) with the options it was read with. The docstring is
+    # in every dataset's op of every job snapshot: one line.
+    """Optional: a new upload to parse, and CSV options over the recorded ones."""
 
     upload: str | None = Field(
         None,
@@ -54,17 +56,27 @@ def dataset_asset(project: Project, root, name: str, spec: DatasetSpec) -> Asset
         kinds={"parquet"},
         io_manager_key=IO_MANAGER_KEY,
         metadata={"dataplat/dataset": name, "dataplat/storage": store.uri(storage.DATA_FILE)},
+        config_schema=_config_schema(),
     )
-    def _dataset(context: AssetExecutionContext, config: DatasetImportConfig) -> MaterializeResult:
+    def _dataset(context: AssetExecutionContext) -> MaterializeResult:
+        config = DatasetImportConfig(**context.op_execution_context.op_config)
         return MaterializeResult(
-            metadata=materialize_dataset(context.instance, project, store, spec, key, config, context.run.tags, context.log)
+            metadata=materialize_dataset(context.instance, project, store, spec, key, config, context.run.tags, context.log,
+                                         run_id=context.run_id)
         )
 
     return _dataset
 
 
+@functools.cache
+def _config_schema():
+    """The schema of ``DatasetImportConfig``, built once: Dagster infers it anew for each
+    asset whose body takes the class as a parameter, a second of a 300-dataset load."""
+    return DatasetImportConfig.to_config_schema()
+
+
 def materialize_dataset(instance, project: Project, store: DatasetStore, spec: DatasetSpec, key: AssetKey,
-                        config: DatasetImportConfig, tags: dict, log) -> dict:
+                        config: DatasetImportConfig, tags: dict, log, run_id: str | None = None) -> dict:
     """The work of one materialization of a dataset, its bookkeeping included (``lifecycle``):
     parse and publish, record the upload it came from and remove the one it replaces; on
     failure, drop what was staged and unregister a new dataset if ``tags`` ask for it.
@@ -74,7 +86,7 @@ def materialize_dataset(instance, project: Project, store: DatasetStore, spec: D
 
     previous, recorded_options = lifecycle.current_upload(instance, key)
     try:
-        done, upload, options = _materialize(project, store, spec, config, previous, recorded_options, log)
+        done, upload, options = _materialize(project, store, spec, config, previous, recorded_options, log, run_id)
     except BaseException as error:  # also an interrupted run: nothing it staged stays
         lifecycle.after_failure(instance, project_registry(project), store, key, tags, config.upload)
         if isinstance(error, (DataplatError, ValueError)):
@@ -90,9 +102,10 @@ def materialize_dataset(instance, project: Project, store: DatasetStore, spec: D
 
 
 def _materialize(project: Project, store: DatasetStore, spec: DatasetSpec, config: DatasetImportConfig,
-                 previous: str | None, recorded: dict, log):
+                 previous: str | None, recorded: dict, log, run_id: str | None):
     """Parse the run's source; returns what was published, the upload it came from (if any)
     and the CSV options it was read with."""
+    from dataplat_dagster.catalog.registry import project_catalog
     from dataplat_dagster.datasets.materialize import materialize_file_dataset
 
     upload = config.upload or previous
@@ -119,7 +132,7 @@ def _materialize(project: Project, store: DatasetStore, spec: DatasetSpec, confi
         try:
             done = materialize_file_dataset(
                 store, local, _overrides(options), profile=config.profile, log=log, dialect=_dialect(config),
-                source_label=source.name,
+                source_label=source.name, run_id=run_id, versions_kept=project_catalog(project).versions_kept,
             )
         except DataplatError as error:
             # Name the file as the user knows it, not by its copy's path on this host.

@@ -242,7 +242,8 @@ def import_into_dataset(context: OpExecutionContext, project: Project, root: UPa
     # A failed new import is unregistered, as when the CLI waits for its run.
     tags = {lifecycle.TAG_DATASET: name, lifecycle.TAG_UNREGISTER: "false" if existing else "true"}
     try:
-        metadata = materialize_dataset(context.instance, project, store, existing or DatasetSpec(), key, run_config, tags, context.log)
+        metadata = materialize_dataset(context.instance, project, store, existing or DatasetSpec(), key, run_config, tags, context.log,
+                                       run_id=context.run_id)
     except BaseException:
         context.log.error(
             f"Import of {label} as {name!r} failed: "

@@ -62,7 +62,8 @@ class DatasetIOManager(ConfigurableIOManager):
         catalog, root, registry = self._project_state()
         _check_free(catalog, name, origin)  # before anything is written
         store = DatasetStore(root, name)
-        done = materialize_arrow_dataset(store, handler.to_arrow(obj), log=context.log, subtitle=f"Pipeline dataset ({origin.replace('_', ' ')})")
+        done = materialize_arrow_dataset(store, handler.to_arrow(obj), log=context.log, subtitle=f"Pipeline dataset ({origin.replace('_', ' ')})",
+                                         run_id=context.run_id, versions_kept=catalog.versions_kept)
         if name not in catalog.datasets:  # declared, or registered by an earlier run: nothing to add
             registry.add_dataset(name, DatasetSpec(origin=origin, description="Written by a pipeline."))
         return done.metadata
@@ -72,13 +73,13 @@ class DatasetIOManager(ConfigurableIOManager):
         import pyarrow.parquet as pq
 
         name = context.asset_key.path[-1]
-        store = DatasetStore(self._project_state()[1], name)
-        if not store.exists(storage.DATA_FILE):
+        version = DatasetStore(self._project_state()[1], name).current()
+        if version is None:
             raise DataplatError(
                 f"Dataset {name!r} has no stored data yet: materialize "
                 f"{context.asset_key.to_user_string()} first (or import it with `dataplat dataset import`)."
             )
-        with store.local_file(storage.DATA_FILE) as path:
+        with version.local_file(storage.DATA_FILE) as path:
             table = pq.read_table(path)
         if context.dagster_type.typing_type is pa.Table:
             return table

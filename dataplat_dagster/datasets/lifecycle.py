@@ -19,11 +19,13 @@ started (the code location could not load, say): they are idempotent.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance
 
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.storage import DatasetStore
+from dataplat_dagster.errors import InputError
 
 UPLOAD_METADATA = "dataplat/upload"
 OPTIONS_METADATA = "dataplat/csv_options"
@@ -42,18 +44,32 @@ def current_upload(instance: DagsterInstance, key: AssetKey) -> tuple[str | None
 
 def staged_upload_path(store: DatasetStore, upload: str):
     """A staged upload is a file under the dataset's own ``raw/`` folder, nowhere else: run
-    config can name no other file of the run's host."""
+    config can name no other file of the run's host, not even through a link."""
     parts = upload.split("/")
-    if len(parts) != 3 or parts[0] != storage.RAW_FOLDER or any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"{upload!r} is not an upload of this dataset: expected raw/<id>/<file name>.")
-    return store.path(upload)
+    if len(parts) != 3 or parts[0] != storage.RAW_FOLDER or any(p in ("", ".", "..") or "\\" in p for p in parts):
+        raise InputError(
+            f"The run's upload {upload!r} is not an upload of dataset {store.name!r}: it must be raw/<id>/<file name>, "
+            "a file staged in the dataset's storage folder by `dataplat dataset import`. Leave `upload` unset to "
+            "parse the dataset's current raw file again, or import the file with `dataplat dataset import`."
+        )
+    path = store.path(upload)
+    if storage.is_local(path) and not Path(path).resolve().is_relative_to(Path(store.path(storage.RAW_FOLDER)).resolve()):
+        raise InputError(
+            f"The run's upload {upload!r} leads out of dataset {store.name!r}'s raw folder (a link); "
+            "import the file itself with `dataplat dataset import`."
+        )
+    return path
 
 
 def remove_upload(store: DatasetStore, upload: str | None) -> None:
-    """Remove one raw copy (its ``raw/<id>/`` folder)."""
+    """Remove one raw copy (its ``raw/<id>/`` folder); a run config's ``upload`` that names
+    no upload of this dataset names nothing to remove."""
     if not upload:
         return
-    folder = staged_upload_path(store, upload).parent
+    try:
+        folder = staged_upload_path(store, upload).parent
+    except InputError:
+        return
     if folder.exists():
         folder.fs.rm(folder.path, recursive=True)
 

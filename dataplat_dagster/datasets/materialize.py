@@ -3,9 +3,10 @@
 A source is a flat file (detect the dialect, stream it into Parquet) or a stream of Arrow
 batches (a datasource's table or query, a Parquet file). Either way the Parquet file is
 written to a local staging folder, then profiled, the plots and the HTML report rendered,
-and only then is every file published to the dataset's storage folder. Until that last
-step nothing under the dataset's final names changes, so a failure, or an ``accept`` hook
-that refuses the new schema, leaves the previous version intact.
+and only then is the whole version published (``DatasetStore.publish_version``: its own
+folder, then the pointer that makes it current). Until that last step the current version
+does not change, so a failure, or an ``accept`` hook that refuses the new schema, leaves the
+previous version intact.
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from dataplat_dagster.datasets import storage
 from dataplat_dagster.ingest.detect import detect_dialect
 from dataplat_dagster.ingest.dialect import CsvOverrides, Dialect
 from dataplat_dagster.ingest.stream import COMPRESSION, ingest_csv
-from dataplat_dagster.datasets.storage import DatasetStore
-
-PROFILE_FILES = (storage.PROFILE_FILE, storage.REPORT_FILE, *storage.IMAGE_FILES.values())
+from dataplat_dagster.datasets.storage import DatasetStore, DatasetVersion
+from dataplat_dagster.datasets.versions import VERSION_METADATA
 
 # Called with the new Parquet's schema before anything is published; raising refuses it.
 Accept = Callable[[pa.Schema], None]
+# Called once the data is written, before it is published: what the version's manifest
+# records for the next run (an incremental datasource's cursor), published with the data.
+State = Callable[[], dict]
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,9 @@ def materialize_file_dataset(
     dialect: Dialect | None = None,
     accept: Accept | None = None,
     source_label: str | None = None,
+    run_id: str | None = None,
+    state: State | None = None,
+    versions_kept: int = storage.DEFAULT_VERSIONS_KEPT,
 ) -> Materialized:
     """``dialect``, when given, is the one already detected for this very file (the CLI
     detects before it registers anything): the run reads with exactly what was printed."""
@@ -68,7 +74,9 @@ def materialize_file_dataset(
             for note in result.notes:
                 log.warning(note)
         side_files = {storage.DIALECT_FILE: _write_json(tmp / storage.DIALECT_FILE, dialect.to_json())}
-        metadata = _publish(store, tmp, result.schema, side_files, profile=profile, accept=accept, subtitle=dialect.describe())
+        version = store.new_version()
+        metadata = _publish(store, version, tmp, result.schema, side_files, rows=result.rows, profile=profile, accept=accept,
+                            subtitle=dialect.describe(), run_id=run_id, state=state, versions_kept=versions_kept)
     metadata.update(
         {
             "dialect": MetadataValue.json(dialect.to_json()),
@@ -76,7 +84,7 @@ def materialize_file_dataset(
             "source_file": MetadataValue.text(source_label or source.name),
         }
     )
-    metadata.update(_base_metadata(store, result.rows, result.columns))
+    metadata.update(_base_metadata(version, result.rows, result.columns))
     return Materialized(dialect, result.rows, result.columns, result.schema, metadata)
 
 
@@ -88,6 +96,9 @@ def materialize_arrow_dataset(
     log=None,
     accept: Accept | None = None,
     subtitle: str = "",
+    run_id: str | None = None,
+    state: State | None = None,
+    versions_kept: int = storage.DEFAULT_VERSIONS_KEPT,
 ) -> Materialized:
     """Write ``batches`` (streamed, never all in memory) as the dataset's new version."""
     with store.staging() as tmp:
@@ -95,10 +106,10 @@ def materialize_arrow_dataset(
         schema = batches.schema
         if log:
             log.info(f"Wrote {rows:,} rows × {len(schema)} columns to Parquet.")
-        metadata = _publish(store, tmp, schema, {}, profile=profile, accept=accept, subtitle=subtitle)
-    # A dialect describes a flat file; an older version's would describe another source.
-    store.remove(storage.DIALECT_FILE)
-    metadata.update(_base_metadata(store, rows, len(schema)))
+        version = store.new_version()
+        metadata = _publish(store, version, tmp, schema, {}, rows=rows, profile=profile, accept=accept, subtitle=subtitle,
+                            run_id=run_id, state=state, versions_kept=versions_kept)
+    metadata.update(_base_metadata(version, rows, len(schema)))
     return Materialized(None, rows, len(schema), schema, metadata)
 
 
@@ -125,36 +136,34 @@ def write_parquet(batches: pa.RecordBatchReader, path: Path, row_group_rows: int
     return rows
 
 
-def stored_schema(store: DatasetStore) -> pa.Schema | None:
-    """The schema of the dataset's current version, read from the Parquet footer only."""
-    path = store.path(storage.DATA_FILE)
+def stored_schema(stored: DatasetStore | DatasetVersion | None) -> pa.Schema | None:
+    """The schema of a version (the current one, for a store), read from the Parquet footer only."""
+    if stored is None:
+        return None
+    path = stored.path(storage.DATA_FILE)
     if not path.exists():
         return None
     with path.open("rb") as file:
         return pq.read_schema(file)
 
 
-def _publish(store: DatasetStore, tmp: Path, schema: pa.Schema, staged: dict, *, profile: bool, accept, subtitle: str) -> dict:
-    """Profile the staged Parquet, then publish everything; returns the profile's metadata."""
+def _publish(store: DatasetStore, version: DatasetVersion, tmp: Path, schema: pa.Schema, staged: dict, *, rows: int,
+             profile: bool, accept, subtitle: str, run_id: str | None, state: State | None, versions_kept: int) -> dict:
+    """Profile the staged Parquet, then publish the version whole; returns the profile's metadata."""
     if accept:
         accept(schema)
     data_file = tmp / storage.DATA_FILE
     metadata: dict = {}
     if profile:
-        metadata = _profile(store, data_file, subtitle, tmp, staged)
+        metadata = _profile(version, data_file, subtitle, tmp, staged)
     metadata["size_bytes"] = MetadataValue.int(data_file.stat().st_size)
-    # Side files first, the Parquet last: the data file's appearance marks the new version.
-    for name, path in staged.items():
-        store.publish(path, name)
-    store.publish(data_file, storage.DATA_FILE)
-    if not profile:
-        # A profile of an earlier version would describe other data.
-        for name in PROFILE_FILES:
-            store.remove(name)
+    staged[storage.DATA_FILE] = data_file
+    store.publish_version(version, staged, rows=rows, run_id=run_id, state=state() if state else None, versions_kept=versions_kept)
+    metadata[VERSION_METADATA] = MetadataValue.text(version.id)
     return metadata
 
 
-def _profile(store: DatasetStore, data_file: Path, subtitle: str, tmp: Path, staged: dict) -> dict:
+def _profile(version: DatasetVersion, data_file: Path, subtitle: str, tmp: Path, staged: dict) -> dict:
     from dataplat_dagster.profile.metadata import profile_metadata
     from dataplat_dagster.profile.plots import correlation_heatmap_png, distribution_grid_png
     from dataplat_dagster.profile.stats import profile_parquet
@@ -171,17 +180,17 @@ def _profile(store: DatasetStore, data_file: Path, subtitle: str, tmp: Path, sta
             staged[file] = tmp / file
     staged[storage.PROFILE_FILE] = _write_json(tmp / storage.PROFILE_FILE, profile)
     report = tmp / storage.REPORT_FILE
-    report.write_text(html_report(store.name, profile, images, subtitle), encoding="utf-8")
+    report.write_text(html_report(version.store.name, profile, images, subtitle), encoding="utf-8")
     staged[storage.REPORT_FILE] = report
     metadata = profile_metadata(profile, images)
-    metadata["report"] = MetadataValue.url(store.uri(storage.REPORT_FILE))
+    metadata["report"] = MetadataValue.url(version.uri(storage.REPORT_FILE))
     return metadata
 
 
-def _base_metadata(store: DatasetStore, rows: int, columns: int) -> dict:
+def _base_metadata(version: DatasetVersion, rows: int, columns: int) -> dict:
     return {
         "dagster/row_count": MetadataValue.int(rows),
-        "dagster/uri": MetadataValue.text(store.uri(storage.DATA_FILE)),
+        "dagster/uri": MetadataValue.text(version.uri(storage.DATA_FILE)),
         "columns_count": MetadataValue.int(columns),
     }
 

@@ -7,16 +7,27 @@ it keeps them. Work happens in a local staging folder; ``publish`` then moves ea
 finished file to its final name in one step (``os.replace`` locally, a single object write on
 object stores), so a reader never sees a half-written file and a failed run leaves the
 previous version in place.
+
+Each version of a dataset (its Parquet, profile, dialect, report and plots) is an immutable
+folder ``versions/<id>/`` with a small ``manifest.json`` (rows, created_at, run_id, and
+what the run that wrote it must find again, such as an incremental datasource's cursor).
+One pointer object, ``current.json``, names the current version and the versions kept,
+newest first; it is written last, in one step, so a reader that resolves it once sees one
+version whole, and a run that dies before it leaves the previous version current. A
+dataset stored before versions existed (its files directly in its folder) reads as one
+implicit version, ``initial``, until it is pruned.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 
 from upath import UPath
@@ -30,8 +41,16 @@ REPORT_FILE = "report.html"
 DISTRIBUTIONS_FILE = "distributions.png"
 CORRELATIONS_FILE = "correlations.png"
 RAW_FOLDER = "raw"
+VERSIONS_FOLDER = "versions"
+POINTER_FILE = "current.json"
+MANIFEST_FILE = "manifest.json"
+# The version of a dataset stored before versions existed, read from the dataset's folder.
+INITIAL_VERSION = "initial"
+DEFAULT_VERSIONS_KEPT = 3
 # The profile's plots, by the key the metadata and report use for each.
 IMAGE_FILES = {"distributions": DISTRIBUTIONS_FILE, "correlations": CORRELATIONS_FILE}
+# What each version holds; everything else (raw uploads) belongs to the dataset's folder.
+VERSION_FILES = (DATA_FILE, PROFILE_FILE, DIALECT_FILE, REPORT_FILE, *IMAGE_FILES.values(), MANIFEST_FILE)
 
 # Set once for a deployment: every project's storage root is ``<value>/<project folder name>``.
 STORAGE_ROOT_ENV = "DATAPLAT_STORAGE_ROOT"
@@ -312,11 +331,11 @@ def local_copy(path: str | os.PathLike | UPath) -> Iterator[Path]:
         yield local
 
 
-class DatasetStore:
-    def __init__(self, root: UPath, name: str):
-        self.root = root
-        self.name = name
-        self.folder = root / "datasets" / name
+class _StoredFiles:
+    """Reading the files of one folder under a storage root."""
+
+    root: UPath
+    folder: UPath
 
     def path(self, file: str) -> UPath:
         return self.folder / file
@@ -325,7 +344,7 @@ class DatasetStore:
         """The file's address as metadata shows it: the URL on an object store; on a local
         root, the path from the folder holding the root (``storage/datasets/...``), since
         an absolute path would only hold on the machine that wrote it."""
-        path = self.path(file)
+        path = self.folder / file
         if not is_local(path):
             return str(path)
         return str(Path(path).relative_to(Path(self.root).parent))
@@ -345,6 +364,156 @@ class DatasetStore:
         path = self.path(file)
         return path.read_bytes() if path.exists() else None
 
+    def local_file(self, relative: str):
+        """A local path for reading one stored file (downloaded first when storage is remote)."""
+        return local_copy(self.path(relative))
+
+
+class DatasetVersion(_StoredFiles):
+    """One immutable version of a dataset: its files and its manifest."""
+
+    def __init__(self, store: DatasetStore, id: str, manifest: dict | None = None):
+        self.store, self.id, self.root = store, id, store.root
+        self.folder = store.folder if id == INITIAL_VERSION else store.folder / VERSIONS_FOLDER / id
+        self._manifest = manifest
+
+    @property
+    def manifest(self) -> dict:
+        """``id``, ``created_at``, ``rows``, ``run_id`` and ``state`` (what its run recorded)."""
+        if self._manifest is None:
+            self._manifest = self.read_json(MANIFEST_FILE) or (self._initial_manifest() if self.id == INITIAL_VERSION else {})
+        return self._manifest
+
+    @property
+    def state(self) -> dict:
+        return self.manifest.get("state") or {}
+
+    def _initial_manifest(self) -> dict:
+        """What a dataset stored before versions existed says of itself: its Parquet's footer and time."""
+        import pyarrow.parquet as pq
+
+        data = self.path(DATA_FILE)
+        if not data.exists():
+            return {}
+        with data.open("rb") as file:
+            rows = pq.read_metadata(file).num_rows
+        modified = datetime.fromtimestamp(data.stat().st_mtime, timezone.utc)
+        return {"id": INITIAL_VERSION, "created_at": modified.isoformat(timespec="seconds"), "rows": rows, "run_id": None, "state": {}}
+
+    def remove(self) -> None:
+        if self.id == INITIAL_VERSION:  # the dataset's folder holds its raw uploads too
+            for file in VERSION_FILES:
+                if self.path(file).exists():
+                    self.path(file).unlink()
+        elif self.folder.exists():
+            _remove_tree(self.folder)
+
+
+class DatasetStore(_StoredFiles):
+    """A dataset's folder. Its version files (``path(DATA_FILE)``, ...) are those of the
+    version current when asked; a reader that needs several files of one version resolves
+    it once with ``current()``."""
+
+    def __init__(self, root: UPath, name: str):
+        self.root = root
+        self.name = name
+        self.folder = root / "datasets" / name
+
+    def path(self, file: str) -> UPath:
+        if file in VERSION_FILES:
+            version = self.current()
+            if version is not None:
+                return version.path(file)
+        return self.folder / file
+
+    # -- versions -----------------------------------------------------------------------
+
+    def _pointer(self) -> dict | None:
+        try:
+            return json.loads((self.folder / POINTER_FILE).read_text())
+        except FileNotFoundError:
+            return None
+
+    def current(self) -> DatasetVersion | None:
+        """The current version, or None for a dataset with no stored data."""
+        pointer = self._pointer()
+        if pointer is not None:
+            return DatasetVersion(self, pointer["current"])
+        if (self.folder / DATA_FILE).exists():
+            return DatasetVersion(self, INITIAL_VERSION)
+        return None
+
+    def versions(self) -> tuple[list[DatasetVersion], str | None]:
+        """The versions kept, newest first, and the current one's id."""
+        pointer = self._pointer()
+        if pointer is not None:
+            return [DatasetVersion(self, id) for id in pointer["versions"]], pointer["current"]
+        current = self.current()
+        return ([current], current.id) if current else ([], None)
+
+    def version(self, id: str) -> DatasetVersion:
+        versions, _ = self.versions()
+        found = next((version for version in versions if version.id == id), None)
+        if found is None:
+            known = ", ".join(version.id for version in versions) or "none"
+            raise DataplatError(
+                f"Dataset {self.name!r} has no version {id!r} (versions kept: {known}). "
+                f"See `dataplat dataset versions {self.name}`."
+            )
+        return found
+
+    def new_version(self) -> DatasetVersion:
+        """A fresh version id and folder; nothing is written until ``publish_version``."""
+        id = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")  # sorts as it was created
+        return DatasetVersion(self, id, manifest={})
+
+    def publish_version(self, version: DatasetVersion, staged: dict[str, Path], *, rows: int, run_id: str | None,
+                        state: dict | None = None, versions_kept: int = DEFAULT_VERSIONS_KEPT) -> DatasetVersion:
+        """Write the staged files into the version's folder, its manifest after them, then
+        make it current by writing the pointer, and prune the versions beyond ``versions_kept``."""
+        manifest = {"id": version.id, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "rows": rows, "run_id": run_id, "state": state or {}}
+        try:
+            for name, local in staged.items():
+                _put(local, version.path(name))
+            write_bytes(version.path(MANIFEST_FILE), json.dumps(manifest, indent=1, default=str).encode())
+            kept, _ = self.versions()
+            self._point(version.id, [version.id, *(v.id for v in kept)])
+        except BaseException:  # an interrupted publish leaves no folder behind
+            version.remove()
+            raise
+        version._manifest = manifest
+        self._prune(versions_kept)
+        return version
+
+    def make_current(self, id: str) -> DatasetVersion:
+        """Point at an earlier version again (a rollback); the versions kept stay as they are."""
+        version = self.version(id)
+        versions, _ = self.versions()
+        self._point(id, [v.id for v in versions])
+        return version
+
+    def _point(self, current: str, versions: list[str]) -> None:
+        write_bytes(self.folder / POINTER_FILE, json.dumps({"current": current, "versions": versions}).encode())
+
+    def _prune(self, versions_kept: int) -> None:
+        """Keep the newest ``versions_kept`` and the current one; remove the others, and
+        the folders of runs that died before publishing, once older than every version kept."""
+        versions, current = self.versions()
+        kept = [v for i, v in enumerate(versions) if i < versions_kept or v.id == current]
+        if len(kept) < len(versions):
+            self._point(current, [v.id for v in kept])
+            for version in versions:
+                if version not in kept:
+                    version.remove()
+        oldest = min((v.id for v in kept if v.id != INITIAL_VERSION), default="")
+        folder = self.folder / VERSIONS_FOLDER
+        for leftover in folder.iterdir() if folder.exists() else ():
+            if leftover.name < oldest:
+                _remove_tree(leftover)
+
+    # -- writing ------------------------------------------------------------------------
+
     @contextmanager
     def staging(self) -> Iterator[Path]:
         """A local scratch folder, on the same disk as the final files when storage is local
@@ -357,30 +526,19 @@ class DatasetStore:
             yield Path(tmp)
 
     def publish(self, local_file: Path, file: str) -> UPath:
-        target = self.path(file)
-        if is_local(target):
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            os.replace(local_file, target)
-        else:
-            target.fs.put_file(str(local_file), target.path)
+        """One file of the dataset's folder (a raw upload), moved into place in one step."""
+        target = self.folder / file
+        _put(local_file, target)
         return target
 
-    def local_file(self, relative: str):
-        """A local path for reading one stored file (downloaded first when storage is remote)."""
-        return local_copy(self.path(relative))
-
     def remove(self, file: str) -> None:
-        path = self.path(file)
+        path = self.folder / file
         if path.exists():
             path.unlink()
 
     def delete(self) -> None:
-        if not self.folder.exists():
-            return
-        if is_local(self.folder):
-            shutil.rmtree(Path(self.folder))
-        else:
-            self.folder.fs.rm(self.folder.path, recursive=True)
+        if self.folder.exists():
+            _remove_tree(self.folder)
 
     def move_to(self, new_name: str) -> DatasetStore:
         target = DatasetStore(self.root, new_name)
@@ -391,6 +549,35 @@ class DatasetStore:
             else:
                 _move_objects(self.folder, target.folder)
         return target
+
+
+def _put(local_file: Path, target: UPath) -> None:
+    """``local_file`` to ``target`` in one step: a rename locally, one object write elsewhere."""
+    if is_local(target):
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(local_file, target)
+    else:
+        target.fs.put_file(str(local_file), target.path)
+
+
+def write_bytes(target: UPath, data: bytes) -> None:
+    """A small object written whole in one step: a temporary file renamed over it locally,
+    a single PUT on an object store (which replaces an object atomically)."""
+    if is_local(target):
+        local = Path(target)
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, local)
+    else:
+        target.fs.pipe_file(target.path, data)
+
+
+def _remove_tree(folder: UPath) -> None:
+    if is_local(folder):
+        shutil.rmtree(Path(folder), ignore_errors=True)
+    else:
+        folder.fs.rm(folder.path, recursive=True)
 
 
 def _move_objects(folder: UPath, target: UPath) -> None:

@@ -71,12 +71,13 @@ def snapshot_asset(project: Project, root, name: str, spec: DatasetSpec, source:
         ],
     )
     def _snapshot(context: AssetExecutionContext, config: SnapshotConfig):
-        from dataplat_dagster.catalog.registry import project_registry
+        from dataplat_dagster.catalog.registry import project_catalog, project_registry
         from dataplat_dagster.datasets import lifecycle
 
         connector = getattr(context.resources, source.connector)
         try:
-            yield from Snapshot(context, store, datasource, source, connector, config).run()
+            versions_kept = project_catalog(project).versions_kept
+            yield from Snapshot(context, store, datasource, source, connector, config, versions_kept).run()
         except BaseException:  # a new snapshot dataset that never succeeded is unregistered if asked
             lifecycle.after_failure(context.instance, project_registry(project), store, context.asset_key, context.run.tags, None)
             raise

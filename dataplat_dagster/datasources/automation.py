@@ -4,15 +4,21 @@
 - ``snapshot_<datasource>_schedule``: the datasource's ``schedule`` (cron, UTC); it starts
   switched on, since declaring it says so.
 - ``watch_<datasource>`` (files only): a sensor that looks at the file every
-  ``watch_interval_s`` seconds and starts the job when its size, mtime or etag changed. The
-  version is the run key, so one change starts one run however often the sensor looks; the
-  sensor's cursor keeps the last version seen, and with no cursor yet the version of the
-  last snapshot counts as seen. It starts switched on only with ``watch: true``.
+  ``watch_interval_s`` seconds and starts the job when its size, mtime or etag changed and
+  then stayed the same for one interval (two looks in a row), so that a file still being
+  written (an FTP or SFTP upload in progress) is not snapshotted half-way. The version is
+  the run key, so one change starts one run however often the sensor looks; the sensor's
+  cursor keeps the last version snapshotted and the changed one it is waiting on, and with
+  no cursor yet the version of the last snapshot counts as snapshotted. It starts switched
+  on only with ``watch: true``.
 
 Both can be switched on and off on the UI's Automation page.
 """
 
 from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
 
 from dagster import (
     AssetKey,
@@ -101,18 +107,50 @@ def file_change_sensor(name: str, spec: DatasourceSpec, job: JobDefinition, keys
                 # The store's message ends its sentence; this one goes on after it.
                 return SkipReason(f"{str(error).rstrip('.')}; waiting for it to appear.")
         version = info.version
-        if version == context.cursor:
+        watched = WatchCursor.parse(context.cursor)
+        if version == watched.snapshotted:
+            context.update_cursor(WatchCursor(version).dump())  # back to what was snapshotted: nothing to wait on
             return SkipReason(f"{spec.path} is unchanged ({version}).")
-        if context.cursor is None and all(_snapshot_version(context.instance, key) == version for key in keys):
-            context.update_cursor(version)
+        if watched.snapshotted is None and all(_snapshot_version(context.instance, key) == version for key in keys):
+            context.update_cursor(WatchCursor(version).dump())
             return SkipReason(f"The last snapshot already holds this version of {spec.path} ({version}).")
-        context.update_cursor(version)
+        if version != watched.changed:
+            context.update_cursor(WatchCursor(watched.snapshotted, changed=version).dump())
+            return SkipReason(
+                f"{spec.path} changed ({version}); a snapshot starts if the next look, in {spec.watch_interval_s} s, "
+                "finds it the same, so that an upload still in progress is not read half-way."
+            )
+        context.update_cursor(WatchCursor(version).dump())
         return RunRequest(
             run_key=f"{name}:{version}",
             tags={TAG_SNAPSHOT_OF: name, "dataplat/source_version": version},
         )
 
     return _watch
+
+
+@dataclass(frozen=True)
+class WatchCursor:
+    """The file sensor's cursor: the version last snapshotted (or found in the last snapshot),
+    and a newer version seen at the last look, which starts a run if the next look sees it again."""
+
+    snapshotted: str | None
+    changed: str | None = None
+
+    @classmethod
+    def parse(cls, cursor: str | None) -> "WatchCursor":
+        if not cursor:
+            return cls(None)
+        try:
+            fields = json.loads(cursor)
+        except ValueError:
+            fields = None
+        if not isinstance(fields, dict):
+            return cls(cursor)  # an earlier version's cursor: the version last seen, on its own
+        return cls(fields.get("snapshotted"), fields.get("changed"))
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self))
 
 
 def _snapshot_version(instance, key: AssetKey) -> str | None:

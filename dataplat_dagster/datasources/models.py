@@ -30,6 +30,9 @@ class DatasourceSpec(BaseModel):
     schedule: str | None = Field(None, description="Cron schedule of the snapshot datasets, e.g. '0 6 * * *'.")
     drift_policy: DriftPolicy = Field("warn", description="Schema drift between snapshots: warn, or fail the snapshot.")
     incremental_by: str | None = Field(None, description="SQL: a cursor column; refreshes fetch only rows past the last one.")
+    merge_key: list[str] | None = Field(
+        None, description="With incremental_by: the columns that identify a row; a refresh upserts, the newest row of each key wins.",
+    )
     watch: bool = Field(False, description="Files: start with the sensor that snapshots the file when it changes switched on.")
     watch_interval_s: int = Field(60, ge=5, description="Files: seconds between two looks at the file (the sensor's minimum interval).")
 
@@ -42,6 +45,19 @@ class DatasourceSpec(BaseModel):
             raise ValueError(f"{value!r} is not a cron schedule: give five fields, e.g. '0 6 * * *' (every day at 06:00)")
         return value
 
+    @field_validator("merge_key", mode="before")
+    @classmethod
+    def _key_columns(cls, value):
+        """``id`` or ``order_id,line`` as in the CLI flag, or a YAML list."""
+        if isinstance(value, str):
+            value = value.split(",")
+        if value is None:
+            return None
+        columns = [str(column).strip() for column in value]
+        if not columns or not all(columns) or len(set(columns)) != len(columns):
+            raise ValueError(f"merge_key {value!r} must name one or more distinct columns, e.g. id or order_id,line")
+        return columns
+
     @model_validator(mode="after")
     def _one_thing_to_read(self) -> "DatasourceSpec":
         given = [name for name in ("table", "query", "path") if getattr(self, name)]
@@ -49,6 +65,8 @@ class DatasourceSpec(BaseModel):
             raise ValueError("give exactly one of table (SQL), query (SQL) or path (file stores)" + (f", not {' and '.join(given)}" if given else ""))
         if self.path and (self.database or self.incremental_by):
             raise ValueError("database and incremental_by apply to SQL datasources, not to a path")
+        if self.merge_key and not self.incremental_by:
+            raise ValueError("merge_key applies to incremental refreshes: set incremental_by (the column that grows with every change) too")
         if self.watch and not self.path:
             raise ValueError("watch applies to files (a path); a table or query is refreshed by its schedule")
         return self

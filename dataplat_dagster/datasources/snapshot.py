@@ -4,11 +4,14 @@ Read the datasource through its connector (SQL as Arrow batches; a file download
 parsed as an upload is), compare the new schema with the stored version's (the
 ``schema_drift`` check), and publish the new version, or refuse it under
 ``drift_policy: fail``, leaving the previous version current. An incremental datasource
-fetches only the rows past its cursor and appends them to the stored version.
+fetches only the rows from its cursor on and adds them to the stored version (upserted by
+its ``merge_key``, if it has one); the cursor is read from, and written into, the manifest
+of the version it belongs to (see ``incremental``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import tempfile
 from collections.abc import Iterator
@@ -20,7 +23,7 @@ from pydantic import Field
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.storage import DatasetStore
 from dataplat_dagster.datasources.drift import SchemaDrift, compare_schemas, drift_check_result
-from dataplat_dagster.datasources.incremental import CURSOR_KEY, Cursor, CursorTracker, where_after
+from dataplat_dagster.datasources.incremental import CURSOR_KEY, BoundaryRows, Cursor, CursorTracker, upsert, where_from
 from dataplat_dagster.datasources.models import DatasourceSpec
 from dataplat_dagster.datasources.reading import fetch_file, parquet_batches, read_sql
 from dataplat_dagster.errors import DataplatError
@@ -43,13 +46,17 @@ class _Refused(Exception):
 class Snapshot:
     """One snapshot of datasource ``datasource`` into the dataset stored in ``store``."""
 
-    def __init__(self, context: AssetExecutionContext, store: DatasetStore, datasource: str, spec: DatasourceSpec, connector, config: SnapshotConfig):
+    def __init__(self, context: AssetExecutionContext, store: DatasetStore, datasource: str, spec: DatasourceSpec, connector,
+                 config: SnapshotConfig, versions_kept: int = storage.DEFAULT_VERSIONS_KEPT):
         from dataplat_dagster.datasets.materialize import stored_schema
 
         self.context, self.store, self.datasource, self.spec = context, store, datasource, spec
         self.connector, self.config = connector, config
-        self.previous = stored_schema(store)
+        # Resolved once: the schema, the cursor and the rows added to are those of one version.
+        self.current = store.current()
+        self.previous = stored_schema(self.current)
         self.drift: SchemaDrift | None = None
+        self.publishing = {"run_id": context.run_id, "versions_kept": versions_kept}
 
     def run(self) -> Iterator:
         try:
@@ -94,13 +101,13 @@ class Snapshot:
                 if fetched.is_parquet:
                     done = materialize_arrow_dataset(
                         self.store, parquet_batches(fetched.local), profile=self.config.profile, log=self.context.log,
-                        accept=self._accept, subtitle=f"Parquet file {self.spec.path}",
+                        accept=self._accept, subtitle=f"Parquet file {self.spec.path}", **self.publishing,
                     )
                 else:
                     overrides = CsvOverrides(**self.spec.options.model_dump())
                     done = materialize_file_dataset(
                         self.store, fetched.local, overrides, profile=self.config.profile, log=self.context.log,
-                        accept=self._accept, source_label=self.spec.path,
+                        accept=self._accept, source_label=self.spec.path, **self.publishing,
                     )
             except DataplatError as error:
                 # The user knows the file by its path in the store, not the download's.
@@ -121,57 +128,98 @@ class Snapshot:
         tracker = CursorTracker(column) if column else None
         cursor = self._stored_cursor() if column else None
         if cursor is not None:
-            appended = self._append_past(cursor, tracker)
-            if appended is not None:
-                return appended
-        reader = read_sql(self.connector, self.spec)
-        if tracker:
-            tracker.check(reader.schema, f"datasource {self.datasource!r}")
-            reader = _reader(reader.schema, tracker.follow(reader))
-        done = materialize_arrow_dataset(
-            self.store, reader, profile=self.config.profile, log=self.context.log, accept=self._accept, subtitle=self._subtitle()
-        )
+            refreshed = self._refresh_from(cursor, tracker)
+            if refreshed is not None:
+                return refreshed
+        source = read_sql(self.connector, self.spec)
+        # Closed whatever happens: an open result would hold the source's locks for as long as the process lives.
+        with contextlib.closing(source):
+            reader = source
+            if tracker:
+                tracker.check(source.schema, f"datasource {self.datasource!r}", self.spec.merge_key)
+                reader = _reader(source.schema, tracker.follow(source))
+            done = materialize_arrow_dataset(
+                self.store, reader, profile=self.config.profile, log=self.context.log, accept=self._accept, subtitle=self._subtitle(),
+                state=lambda: _cursor_state(tracker.cursor(self.connector) if tracker else None), **self.publishing,
+            )
         extra = {"refresh": MetadataValue.text("full")}
         if tracker and (new_cursor := tracker.cursor(self.connector)):
             extra[CURSOR_KEY] = MetadataValue.json(new_cursor.to_json())
         return done, extra
 
     def _stored_cursor(self) -> Cursor | None:
-        if self.config.full_refresh or self.previous is None:
+        """The cursor the current version's data reaches, from its manifest; a version
+        stored before manifests existed has it in its materialization's metadata."""
+        if self.config.full_refresh or self.current is None:
             return None
+        if self.current.id != storage.INITIAL_VERSION:
+            return Cursor.from_json(self.current.state.get("cursor"), self.spec.incremental_by)
         event = self.context.instance.get_latest_materialization_event(self.context.asset_key)
         metadata = event.asset_materialization.metadata if event and event.asset_materialization else {}
         return Cursor.from_metadata(metadata, self.spec.incremental_by)
 
-    def _append_past(self, cursor: Cursor, tracker: CursorTracker):
-        """The stored version followed by the rows past ``cursor``; None when the source's
-        schema has changed, so that the whole table is read again (and the drift reported)."""
+    def _refresh_from(self, cursor: Cursor, tracker: CursorTracker):
+        """The stored version with the rows from ``cursor`` on added (upserted, with a merge
+        key); None when the source's schema has changed, so that the whole table is read
+        again (and the drift reported)."""
         import pyarrow as pa
 
-        from dataplat_dagster.datasets.materialize import materialize_arrow_dataset
-
-        reader = read_sql(self.connector, self.spec, where=where_after(self.connector, cursor))
+        reader = read_sql(self.connector, self.spec, where=where_from(self.connector, cursor))
         fetched_nothing = all(pa.types.is_null(f.type) for f in reader.schema)  # an empty result, typeless
         if not fetched_nothing and compare_schemas(self.previous, reader.schema).drifted:
             reader.close()
             self.context.log.warning("The source's columns changed since the last snapshot: reading every row again.")
             return None
-        self.context.log.info(f"Incremental refresh: rows where {cursor.column} > {cursor.value}.")
-        new_rows = [] if fetched_nothing else tracker.follow(_cast(reader, self.previous))
-        counted = _Counter(new_rows)
-        with self.store.local_file(storage.DATA_FILE) as stored:
-            combined = itertools.chain(parquet_batches(Path(stored)), counted)
-            done = materialize_arrow_dataset(
-                self.store, _reader(self.previous, combined), profile=self.config.profile, log=self.context.log,
-                accept=self._accept, subtitle=self._subtitle(),
-            )
-        self.context.log.info(f"Appended {counted.rows:,} new rows.")
+        if not fetched_nothing:
+            try:
+                tracker.check(reader.schema, f"datasource {self.datasource!r}", self.spec.merge_key)
+            except Exception:
+                reader.close()
+                raise
+        self.context.log.info(f"Incremental refresh: rows where {cursor.column} >= {cursor.value}.")
+        fetched = [] if fetched_nothing else tracker.follow(_cast(reader, self.previous))
+        # Closed whatever happens: an open result would hold the source's locks for as long as the process lives.
+        with contextlib.closing(reader), self.current.local_file(storage.DATA_FILE) as stored:
+            # The version's manifest gets the cursor its data reaches, known once the rows are written.
+            state = lambda: _cursor_state(tracker.cursor(self.connector) or cursor)  # noqa: E731
+            if self.spec.merge_key:
+                done, extra = self._upsert(Path(stored), fetched, state)
+            else:
+                done, extra = self._append(Path(stored), fetched, cursor, state)
         new_cursor = tracker.cursor(self.connector) or cursor
-        return done, {
-            "refresh": MetadataValue.text("incremental"),
-            "appended_rows": MetadataValue.int(counted.rows),
-            CURSOR_KEY: MetadataValue.json(new_cursor.to_json()),
-        }
+        return done, {"refresh": MetadataValue.text("incremental"), **extra, CURSOR_KEY: MetadataValue.json(new_cursor.to_json())}
+
+    def _append(self, stored: Path, fetched, cursor: Cursor, state):
+        """The stored rows, then the fetched ones but those already stored at the boundary."""
+        from dataplat_dagster.datasets.materialize import materialize_arrow_dataset
+
+        boundary = BoundaryRows(stored, cursor.column)
+        counted = _Counter(boundary.new_rows(fetched))
+        done = materialize_arrow_dataset(
+            self.store, _reader(self.previous, itertools.chain(parquet_batches(stored), counted)), profile=self.config.profile,
+            log=self.context.log, accept=self._accept, subtitle=self._subtitle(), state=state,
+            **self.publishing,
+        )
+        self.context.log.info(f"Appended {counted.rows:,} new rows ({boundary.dropped:,} at the cursor value were stored already).")
+        return done, {"appended_rows": MetadataValue.int(counted.rows)}
+
+    def _upsert(self, stored: Path, fetched, state):
+        """Per merge key, the newest fetched row replaces the stored one; new keys are added."""
+        from dataplat_dagster.datasets.materialize import materialize_arrow_dataset, write_parquet
+
+        with tempfile.TemporaryDirectory(prefix="dataplat-upsert-") as tmp:
+            fetched_file = Path(tmp) / "fetched.parquet"
+            write_parquet(_reader(self.previous, fetched), fetched_file)
+            merged = upsert(stored, fetched_file, self.spec.merge_key, self.spec.incremental_by)
+            done = materialize_arrow_dataset(
+                self.store, _reader(self.previous, _cast(merged.batches, self.previous)), profile=self.config.profile,
+                log=self.context.log, accept=self._accept, subtitle=self._subtitle(), state=state,
+                **self.publishing,
+            )
+            merged.connection.close()
+        keys = ", ".join(self.spec.merge_key)
+        self.context.log.info(f"Upserted by {keys}: {merged.inserted:,} new rows, {merged.updated:,} replaced.")
+        return done, {"inserted_rows": MetadataValue.int(merged.inserted), "updated_rows": MetadataValue.int(merged.updated)}
 
     def _subtitle(self) -> str:
         return f"Snapshot of datasource {self.datasource} ({self.spec.kind} {self.spec.target()})"
@@ -185,6 +233,11 @@ class _Counter:
         for batch in self.batches:
             self.rows += batch.num_rows
             yield batch
+
+
+def _cursor_state(cursor: Cursor | None) -> dict:
+    """What a version's manifest records of an incremental refresh: the cursor its data reaches."""
+    return {"cursor": cursor.to_json()} if cursor else {}
 
 
 def _reader(schema, batches):

@@ -9,8 +9,22 @@ the first export, so the lineage graph shows the edge from the next load of the 
 location on).
 """
 
+import os
 
-from dagster import AssetKey, AssetMaterialization, AssetSpec, Config, Failure, JobDefinition, MetadataValue, in_process_executor, job, op
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    AssetSpec,
+    Config,
+    EnvVar,
+    Failure,
+    JobDefinition,
+    MetadataValue,
+    build_resources,
+    in_process_executor,
+    job,
+    op,
+)
 from pydantic import Field
 
 from dataplat_dagster.catalog.registry import Registry, project_catalog
@@ -18,6 +32,7 @@ from dataplat_dagster.connectors.models import ConnectorSpec, connector_kind
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.assets import dataset_key
 from dataplat_dagster.datasets.storage import DatasetStore, project_root
+from dataplat_dagster.exporters.io_manager import ExporterIOManager
 from dataplat_dagster.exporters.models import ExporterSpec
 from dataplat_dagster.workspace import Project
 
@@ -52,8 +67,12 @@ def export_target_spec(project: Project, name: str, spec: ExporterSpec, connecto
     )
 
 
-def export_dataset_job(project: Project, exporters: list[str]) -> JobDefinition:
-    @op(name="write_export", required_resource_keys=set(exporters), tags={"dataplat/project": project.name})
+def export_dataset_job(project: Project, exporters: dict[str, ExporterIOManager]) -> JobDefinition:
+    """``exporters``: the project's exporter resources, by name. The op starts only the one a
+    run chose (and its connector), not all of them as ``required_resource_keys`` would: an
+    exporter whose connector cannot start (its secret's variable unset) breaks only itself."""
+
+    @op(name="write_export", tags={"dataplat/project": project.name})
     def _export(context, config: ExportConfig):
         catalog = project_catalog(project)
         if config.exporter not in catalog.exporters:
@@ -65,11 +84,14 @@ def export_dataset_job(project: Project, exporters: list[str]) -> JobDefinition:
         store = DatasetStore(project_root(project.dir, catalog), config.dataset)
         if not store.exists(storage.DATA_FILE):
             raise Failure(f"Dataset {config.dataset!r} has no stored data yet: materialize it first.", allow_retries=False)
-        exporter = getattr(context.resources, config.exporter)
+        if config.exporter not in exporters:
+            raise Failure(f"Exporter {config.exporter!r} was added after this code location loaded: reload it and run again.", allow_retries=False)
+        _refuse_unset_secrets(config.exporter, exporters[config.exporter].connector)
         from dataplat_dagster.datasources.reading import parquet_batches
 
-        with store.local_file(storage.DATA_FILE) as local:
-            metadata = exporter.export(parquet_batches(local), context.log)
+        with build_resources({config.exporter: exporters[config.exporter]}, instance=context.instance) as started, \
+                store.local_file(storage.DATA_FILE) as local:
+            metadata = getattr(started, config.exporter).export(parquet_batches(local), context.log)
         record_export(project, config.exporter, config.dataset)
         context.log_event(
             AssetMaterialization(
@@ -87,6 +109,19 @@ def export_dataset_job(project: Project, exporters: list[str]) -> JobDefinition:
         _export()
 
     return _job
+
+
+def _refuse_unset_secrets(exporter: str, connector) -> None:
+    """A clear message for what Dagster reports as a config error with its stack trace."""
+    unset = [value.env_var_name for field in connector.secret_fields
+             if isinstance(value := getattr(connector, field, None), EnvVar) and os.environ.get(value.env_var_name) is None]
+    if unset:
+        raise Failure(
+            f"Exporter {exporter!r} cannot start: its connector {connector.connector_name!r} reads a secret from "
+            f"{', '.join('$' + var for var in unset)}, which is not set where this run executes. Set it in the environment "
+            "of the runs (the shell running `dataplat`, `dagster dev` or the code server) and run the export again.",
+            allow_retries=False,
+        )
 
 
 def record_export(project: Project, exporter: str, dataset: str) -> bool:

@@ -4,8 +4,10 @@ The file is written locally first (CSV with a header, or Parquet), then uploaded
 store's upload is atomic (a temporary name and a rename on FTP/SFTP, a multipart or
 resumable upload that commits at its end on S3/GCS), so in mode **overwrite** a reader
 sees the old complete file or the new one. Mode **timestamped** writes
-``<stem>_<YYYYMMDD_HHMMSS><suffix>`` (UTC) beside the configured path, refuses a name that
-exists, and with ``retention: N`` deletes the oldest files of that exact pattern beyond N.
+``<stem>_<YYYYMMDD_HHMMSS><suffix>`` (UTC) beside the configured path, never over a file
+that exists (one written in the same second makes this one take the next second's name,
+see ``claim_timestamped``), and with ``retention: N`` deletes the oldest files of that
+exact pattern beyond N.
 """
 
 from __future__ import annotations
@@ -14,23 +16,31 @@ import re
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from dataplat_dagster.exporters.models import TIMESTAMP_PATTERN, ExporterSpec, Written, timestamp_suffix
+from dataplat_dagster.exporters.models import TIMESTAMP_PATTERN, ExporterSpec, Written, claim_timestamped
 
 
-def write_file(connector, spec: ExporterSpec, reader, *, uri_prefix: str, now=None) -> Written:
+def write_file(connector, spec: ExporterSpec, reader, *, uri_prefix: str) -> Written:
     """``uri_prefix`` is the URI of the store's root (s3://bucket/prefix/), for the written file's URI."""
     path = spec.path.lstrip("/")
-    if spec.mode == "timestamped":
-        path = _stamped(path, timestamp_suffix(now))
     with tempfile.TemporaryDirectory(prefix="dataplat-export-") as tmp:
         local = Path(tmp) / PurePosixPath(path).name
         rows = _write_local(reader, local, spec.file_format)
         with connector.open_store() as store:
-            if spec.mode == "timestamped" and store.exists(path):
-                raise connector.fail(f"{path!r} already exists: a timestamped export never overwrites. Another export ran in the same second; run it again")
-            store.upload(local, path)
+            if spec.mode == "timestamped":
+                path = claim_timestamped(lambda stamp: _stamped(path, stamp), lambda name: _upload_new(store, local, name))
+            else:
+                store.upload(local, path)
             dropped = _apply_retention(store, spec) if spec.retention else []
     return Written(path, uri_prefix + path, rows, dropped)
+
+
+def _upload_new(store, local: Path, path: str) -> bool:
+    """Upload to ``path`` unless a file is there. (The stores have no upload-if-absent, so two
+    exports looking at the same name at the same instant could still both write it.)"""
+    if store.exists(path):
+        return False
+    store.upload(local, path)
+    return True
 
 
 def created_files(store, spec: ExporterSpec) -> list[str]:

@@ -30,15 +30,16 @@ class ExporterIOManager(ConfigurableIOManager):
     path: Optional[str] = None
     format: Optional[str] = None
     retention: Optional[int] = None
+    on_dependents: str = "refuse"
 
     @classmethod
     def from_spec(cls, name: str, spec: ExporterSpec, connector: ConnectorResource, uri_prefix: str = "") -> "ExporterIOManager":
-        return cls(exporter_name=name, connector=connector, uri_prefix=uri_prefix, **spec.model_dump(include={"mode", "database", "table", "path", "format", "retention"}))
+        return cls(exporter_name=name, connector=connector, uri_prefix=uri_prefix, **spec.model_dump(include={"mode", "database", "table", "path", "format", "retention", "on_dependents"}))
 
     @property
     def spec(self) -> ExporterSpec:
         return ExporterSpec(connector=self.connector.connector_name, mode=self.mode, database=self.database, table=self.table,
-                            path=self.path, format=self.format, retention=self.retention)
+                            path=self.path, format=self.format, retention=self.retention, on_dependents=self.on_dependents)
 
     def handle_output(self, context: OutputContext, obj) -> None:
         handler = next((h for h in TYPE_HANDLERS if h.handles(obj)), None)
@@ -63,6 +64,9 @@ class ExporterIOManager(ConfigurableIOManager):
                 written = write_file(self.connector, spec, reader, uri_prefix=self.uri_prefix)
         except DataplatError as error:
             raise Failure(description=f"Exporter {self.exporter_name!r}: {error}", allow_retries=False) from None
+        if written.dropped_views:
+            log.warning(f"Exporter {self.exporter_name!r} (on_dependents: drop) dropped the views that depended on the old table: "
+                        f"{', '.join(written.dropped_views)}.")
         log.info(f"Exporter {self.exporter_name!r} ({spec.mode}) wrote {written.rows:,} rows to {written.identifier}.")
         for name in written.dropped:
             log.info(f"Exporter {self.exporter_name!r}: retention {spec.retention} dropped {name}.")
@@ -77,6 +81,8 @@ class ExporterIOManager(ConfigurableIOManager):
             metadata["dagster/table_name"] = MetadataValue.text(written.identifier)
         else:
             metadata["dagster/uri"] = MetadataValue.text(written.identifier)
+        if written.dropped_views:
+            metadata["dropped_views"] = MetadataValue.json(written.dropped_views)
         if written.dropped:
             metadata["dropped_by_retention"] = MetadataValue.json(written.dropped)
         return metadata

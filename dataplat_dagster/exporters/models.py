@@ -13,19 +13,27 @@ control characters are refused, so a name can never be read as SQL.
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from dataplat_dagster.errors import DataplatError
+
 ExportMode = Literal["overwrite", "timestamped"]
 FileFormat = Literal["csv", "parquet"]
+OnDependents = Literal["refuse", "drop"]
 
 # UTC, sortable as text, lower case (safe unquoted in PostgreSQL too): orders_20261201_063000.
 TIMESTAMP_FORMAT = "%Y%m%d_%H%M%S"
 TIMESTAMP_PATTERN = r"\d{8}_\d{6}"
 TIMESTAMP_LENGTH = len("_20261201_063000")
+# A timestamped export whose name is taken (another export published in the same second)
+# takes the next second's; this many taken names in a row means something else is wrong.
+CLAIM_ATTEMPTS = 30
 # PostgreSQL truncates identifiers at 63 bytes; MySQL allows 64. The stricter one rules.
 MAX_IDENTIFIER_BYTES = 63
 _IDENTIFIER = re.compile(r"^[\w $-]+$")
@@ -59,6 +67,26 @@ def timestamp_suffix(moment: datetime | None = None) -> str:
     return (moment or datetime.now(timezone.utc)).astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
 
 
+def claim_timestamped(name_for: Callable[[str], str], claim: Callable[[str], bool]) -> str:
+    """Publish a timestamped export under the name of the current second, ``name_for(stamp)``.
+
+    ``claim(name)`` publishes under ``name`` and returns True, or returns False, changing
+    nothing, when the name is taken. A taken name means another export published in the
+    same second: this one waits for the next second and takes its name, so both succeed
+    and their names still sort by the time they were published. Never a replace.
+    """
+    tried = []
+    for _ in range(CLAIM_ATTEMPTS):
+        tried.append(name_for(timestamp_suffix()))
+        if claim(tried[-1]):
+            return tried[-1]
+        time.sleep(1.0 - time.time() % 1.0)
+    raise DataplatError(
+        f"{len(tried)} timestamped names in a row were taken ({tried[0]} to {tried[-1]}): a timestamped export never "
+        "overwrites. Check that this machine's clock advances and that nothing else writes names of this pattern"
+    )
+
+
 class ExporterSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -70,6 +98,9 @@ class ExporterSpec(BaseModel):
     path: str | None = Field(None, description="File stores: the file's path from the store's root.")
     format: FileFormat | None = Field(None, description="File stores: csv or parquet (default: from the path's suffix, else parquet).")
     retention: int | None = Field(None, ge=1, description="Timestamped: keep the newest N tables or files it created, drop older ones.")
+    on_dependents: OnDependents = Field(
+        "refuse", description="Overwrite on PostgreSQL, of a table that views depend on: refuse (name the views, write nothing) "
+        "or drop (drop those views with the old table, CASCADE).")
     datasets: list[str] = Field(default_factory=list, description="Datasets exported through it from the list (its upstreams in the lineage).")
 
     @model_validator(mode="after")
@@ -82,6 +113,8 @@ class ExporterSpec(BaseModel):
             raise ValueError("format applies to files (a path), not to a table")
         if self.retention and self.mode != "timestamped":
             raise ValueError("retention applies to mode timestamped: an overwrite exporter keeps one target")
+        if self.on_dependents == "drop" and not (self.table and self.mode == "overwrite"):
+            raise ValueError("on_dependents applies to mode overwrite of a table: it says what becomes of the views on the table it replaces")
         reserve = TIMESTAMP_LENGTH if self.mode == "timestamped" else 0
         if self.table:
             _refuse_characters(self.table, "table", allowed=".")  # before the dots are read as schema.table
@@ -126,3 +159,4 @@ class Written:
     identifier: str  # database.schema.table for tables, a URI for files
     rows: int
     dropped: list[str] = field(default_factory=list)  # removed by retention
+    dropped_views: list[str] = field(default_factory=list)  # removed with the old table (on_dependents: drop)

@@ -1,24 +1,32 @@
 """Writing an Arrow stream to a SQL exporter's table, in either mode.
 
-**overwrite** writes the new rows to a staging table and swaps it in, so a reader sees the
-old complete table or the new complete one, never an empty or partial one:
+Both modes write the rows to a staging table first and publish it under its name only
+once every row is in, so a failed export (a killed connection, a value the column cannot
+take, a producer that breaks) leaves nothing new and the old table as it was.
+
+**overwrite** swaps the staging table in, so a reader sees the old complete table or the
+new complete one, never an empty or partial one:
 
 - PostgreSQL: ADBC's binary COPY into the staging table, then ``DROP`` the old table and
   ``RENAME`` the staging one, all in one transaction (PostgreSQL's DDL is transactional;
   a reader waiting on the lock during the swap reads the new table once it commits).
-- SQLite: the same in one SQLAlchemy transaction.
+  Views on the old table would block the ``DROP``: they are named and the export refused
+  before anything is written, unless the exporter says ``on_dependents: drop``, which
+  drops them with the old table (``CASCADE``).
+- SQLite: the same in one SQLAlchemy transaction. Views name the table, so they read the
+  new one (the rename runs with ``legacy_alter_table``, which does not re-check views).
 - MySQL/MariaDB, whose DDL commits on its own: the staging table is filled and committed,
   then ``RENAME TABLE target TO old, staging TO target`` swaps both names in one atomic
   statement, and the old table is dropped. A failure before the swap drops the staging
-  table; the target is never touched until the swap.
+  table; the target is never touched until the swap. Views name the table and follow it.
 
-A failure anywhere (a killed connection, a value the column cannot take) leaves the old
-table as it was. Indexes, grants and views on the old table do not carry over to the new
-one: the exporter owns the table's shape.
+Indexes and grants on the old table do not carry over to the new one: the exporter owns
+the table's shape.
 
-**timestamped** creates ``<table>_<YYYYMMDD_HHMMSS>`` (UTC) and never overwrites: an
-existing name is an error. ``retention: N`` then drops the oldest tables of that exact
-pattern beyond the newest N.
+**timestamped** renames the staging table to ``<table>_<YYYYMMDD_HHMMSS>`` (UTC) and never
+overwrites: a name another export took in the same second makes this one take the next
+second's (see ``claim_timestamped``). ``retention: N`` then drops the oldest tables of
+that exact pattern beyond the newest N.
 """
 
 from __future__ import annotations
@@ -27,12 +35,33 @@ import re
 import uuid
 
 from dataplat_dagster.connectors.sql import arrow_table_definition, insert_batches
-from dataplat_dagster.exporters.models import TIMESTAMP_PATTERN, ExporterSpec, Written, timestamp_suffix
+from dataplat_dagster.errors import DataplatError
+from dataplat_dagster.exporters.models import TIMESTAMP_PATTERN, ExporterSpec, Written, claim_timestamped
 
 STAGING_PREFIX = "dataplat_staging_"
 # The swap waits this long for readers' transactions on the old table, then gives up (and
 # the old table stays): waiting forever would queue every later reader behind the swap.
 SWAP_LOCK_TIMEOUT_S = 60
+
+# The views (plain and materialized) that depend on a table, directly or through other
+# views: what DROP TABLE ... CASCADE would drop with it. $1 is the table's quoted name.
+DEPENDENT_VIEWS = """
+WITH RECURSIVE dependents(oid) AS (
+    SELECT rewrite.ev_class FROM pg_depend AS depend JOIN pg_rewrite AS rewrite ON depend.objid = rewrite.oid
+    WHERE depend.classid = 'pg_rewrite'::regclass AND depend.refobjid = to_regclass($1) AND rewrite.ev_class <> depend.refobjid
+  UNION
+    SELECT rewrite.ev_class FROM dependents
+    JOIN pg_depend AS depend ON depend.refobjid = dependents.oid
+    JOIN pg_rewrite AS rewrite ON depend.objid = rewrite.oid
+    WHERE depend.classid = 'pg_rewrite'::regclass AND rewrite.ev_class <> depend.refobjid
+)
+SELECT name FROM (
+    SELECT quote_ident(namespace.nspname) || '.' || quote_ident(class.relname) AS name
+    FROM dependents JOIN pg_class AS class ON class.oid = dependents.oid
+    JOIN pg_namespace AS namespace ON namespace.oid = class.relnamespace
+) AS views
+ORDER BY name COLLATE "C"
+"""
 
 
 def split_table(spec: ExporterSpec) -> tuple[str | None, str]:
@@ -40,17 +69,17 @@ def split_table(spec: ExporterSpec) -> tuple[str | None, str]:
     return schema or None, table
 
 
-def write_table(connector, spec: ExporterSpec, reader, *, now=None) -> Written:
+def write_table(connector, spec: ExporterSpec, reader) -> Written:
     schema, table = split_table(spec)
-    if spec.mode == "timestamped":
-        name = f"{table}_{timestamp_suffix(now)}"
-        rows = _create(connector, spec, schema, name, reader)
-        dropped = _apply_retention(connector, spec, schema, table) if spec.retention else []
+    staging = STAGING_PREFIX + uuid.uuid4().hex[:12]
+    if connector.backend == "postgresql":
+        name, rows, dropped_views = _write_postgres(connector, spec, schema, table, staging, reader)
+    elif connector.backend == "mysql":
+        name, rows, dropped_views = _write_mysql(connector, spec, schema, table, staging, reader)
     else:
-        name = table
-        rows = _overwrite(connector, spec, schema, table, reader)
-        dropped = []
-    return Written(name, _identifier(connector, spec, schema, name), rows, dropped)
+        name, rows, dropped_views = _write_in_one_transaction(connector, spec, schema, table, staging, reader)
+    dropped = _apply_retention(connector, spec, schema, table) if spec.retention else []
+    return Written(name, _identifier(connector, spec, schema, name), rows, dropped, dropped_views)
 
 
 def created_tables(connector, spec: ExporterSpec) -> list[str]:
@@ -72,80 +101,161 @@ def _identifier(connector, spec: ExporterSpec, schema: str | None, name: str) ->
     return ".".join(part for part in (database, schema, name) if part)
 
 
-def _create(connector, spec: ExporterSpec, schema: str | None, name: str, reader) -> int:
-    try:
-        return connector.write_arrow(name, reader, schema=schema, database=spec.database, mode="create")
-    except Exception as error:
-        if "already exists" in str(error):
-            raise connector.fail(
-                f"table {connector.quote(schema, name)} already exists: a timestamped export never overwrites. "
-                "Another export ran in the same second; run it again"
-            ) from None
-        raise
+def _stamped_name(table: str):
+    return lambda stamp: f"{table}_{stamp}"
 
 
-def _overwrite(connector, spec: ExporterSpec, schema: str | None, table: str, reader) -> int:
-    staging = STAGING_PREFIX + uuid.uuid4().hex[:12]
-    if connector.backend == "postgresql":
-        return _overwrite_postgres(connector, spec, schema, table, staging, reader)
-    if connector.backend == "mysql":
-        return _overwrite_mysql(connector, spec, schema, table, staging, reader)
-    return _overwrite_in_one_transaction(connector, spec, schema, table, staging, reader)
+def _failure(connector, spec: ExporterSpec, target: str, error: Exception):
+    if isinstance(error, DataplatError):
+        return error
+    if spec.mode == "overwrite":
+        return connector.fail(f"overwriting table {target} failed; it is unchanged", error)
+    return connector.fail(f"the timestamped export of table {target} failed; no new table was created", error)
 
 
-def _overwrite_postgres(connector, spec, schema, table, staging, reader) -> int:
+def _write_postgres(connector, spec, schema, table, staging, reader) -> tuple[str, int, list[str]]:
     target, staged = connector.quote(schema, table), connector.quote(schema, staging)
     with connector.adbc_connection(spec.database) as connection, connection.cursor() as cursor:
         try:
+            if spec.mode == "overwrite" and spec.on_dependents == "refuse":
+                _refuse_dependent_views(connector, cursor, target)  # before anything is written
             rows = cursor.adbc_ingest(staging, reader, mode="create", db_schema_name=schema)
-            cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT_S}s'")
-            cursor.execute(f"DROP TABLE IF EXISTS {target}")
-            cursor.execute(f"ALTER TABLE {staged} RENAME TO {connector.quote(table)}")
+            if spec.mode == "timestamped":
+                name, views = claim_timestamped(_stamped_name(table), lambda name: _rename_postgres(connector, cursor, schema, staged, name)), []
+            else:
+                name, views = table, _swap_postgres(connector, cursor, spec, target, staged, table)
         except Exception as error:
             connection.rollback()
-            raise connector.fail(f"overwriting table {target} failed; it is unchanged", error) from None
+            raise _failure(connector, spec, target, error) from None
         connection.commit()
-    return rows
+    return name, rows, views
 
 
-def _overwrite_in_one_transaction(connector, spec, schema, table, staging, reader) -> int:
-    from sqlalchemy import MetaData, text
-
-    target = connector.quote(schema, table)
-    try:
-        with connector.connect(spec.database) as connection, connection.begin():
-            staged = arrow_table_definition(staging, reader.schema, MetaData(schema=schema))
-            staged.create(connection)
-            rows = insert_batches(connection, staged, reader)
-            connection.execute(text(f"DROP TABLE IF EXISTS {target}"))
-            connection.execute(text(f"ALTER TABLE {connector.quote(schema, staging)} RENAME TO {connector.quote(table)}"))
-    except Exception as error:
-        raise connector.fail(f"overwriting table {target} failed; it is unchanged", error) from None
-    return rows
+def _dependent_views(cursor, target: str) -> list[str]:
+    cursor.execute(DEPENDENT_VIEWS, parameters=(target,))
+    return [name for (name,) in cursor.fetchall()]
 
 
-def _overwrite_mysql(connector, spec, schema, table, staging, reader) -> int:
+def _refuse_dependent_views(connector, cursor, target: str) -> list[str]:
+    views = _dependent_views(cursor, target)
+    if views:
+        raise connector.fail(
+            f"table {target} has views that depend on it: {', '.join(views)}. An overwrite replaces the table, which "
+            "would drop them, so nothing was written. Drop or change those views, or set `on_dependents: drop` on the "
+            "exporter to drop them with the old table"
+        )
+    return views
+
+
+def _swap_postgres(connector, cursor, spec: ExporterSpec, target: str, staged: str, table: str) -> list[str]:
+    """Replace ``target`` by ``staged``; returns the views dropped with the old table. They
+    are listed again under the table's lock, so the list is exactly what CASCADE drops (and
+    a view created since the first look is refused too, unless on_dependents is drop)."""
+    cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT_S}s'")
+    cursor.execute("SELECT to_regclass($1) IS NOT NULL", parameters=(target,))
+    views = []
+    if cursor.fetchone()[0]:
+        cursor.execute(f"LOCK TABLE {target} IN ACCESS EXCLUSIVE MODE")
+        views = _refuse_dependent_views(connector, cursor, target) if spec.on_dependents == "refuse" else _dependent_views(cursor, target)
+        cursor.execute(f"DROP TABLE {target} CASCADE" if views else f"DROP TABLE {target}")
+    cursor.execute(f"ALTER TABLE {staged} RENAME TO {connector.quote(table)}")
+    return views
+
+
+def _rename_postgres(connector, cursor, schema, staged: str, name: str) -> bool:
+    """Rename ``staged`` to ``name``, or return False if a table has that name. A lock on the
+    name, held until this transaction ends, makes another export claiming it wait and then
+    see this one's table (a failed RENAME would abort the whole transaction)."""
+    qualified = connector.quote(schema, name)
+    cursor.execute("SELECT 1 FROM pg_advisory_xact_lock(hashtext($1))", parameters=(qualified,))
+    cursor.fetchall()
+    cursor.execute("SELECT to_regclass($1) IS NOT NULL", parameters=(qualified,))
+    if cursor.fetchone()[0]:
+        return False
+    cursor.execute(f"ALTER TABLE {staged} RENAME TO {connector.quote(name)}")
+    return True
+
+
+def _write_in_one_transaction(connector, spec, schema, table, staging, reader) -> tuple[str, int, list[str]]:
     from sqlalchemy import MetaData, inspect, text
 
     target, staged = connector.quote(schema, table), connector.quote(schema, staging)
+
+    def claim(name: str) -> bool:
+        # The transaction holds the database's write lock: nobody can take the name meanwhile.
+        if inspect(connection).has_table(name, schema=schema):
+            return False
+        connection.execute(text(f"ALTER TABLE {staged} RENAME TO {connector.quote(name)}"))
+        return True
+
+    try:
+        with connector.connect(spec.database) as connection, connection.begin():
+            definition = arrow_table_definition(staging, reader.schema, MetaData(schema=schema))
+            definition.create(connection)
+            rows = insert_batches(connection, definition, reader)
+            if spec.mode == "timestamped":
+                return claim_timestamped(_stamped_name(table), claim), rows, []
+            connection.execute(text(f"DROP TABLE IF EXISTS {target}"))
+            _rename_keeping_views(connector, connection, staged, table)
+    except Exception as error:
+        raise _failure(connector, spec, target, error) from None
+    return table, rows, []
+
+
+def _rename_keeping_views(connector, connection, staged: str, table: str) -> None:
+    """SQLite re-checks every view when a table is renamed, and a view on the table just
+    dropped fails that check; the legacy rename leaves views alone, and they read the new table."""
+    from sqlalchemy import text
+
+    rename = text(f"ALTER TABLE {staged} RENAME TO {connector.quote(table)}")
+    if connector.backend != "sqlite":
+        connection.execute(rename)
+        return
+    connection.execute(text("PRAGMA legacy_alter_table = ON"))
+    try:
+        connection.execute(rename)
+    finally:
+        connection.execute(text("PRAGMA legacy_alter_table = OFF"))
+
+
+def _write_mysql(connector, spec, schema, table, staging, reader) -> tuple[str, int, list[str]]:
+    from sqlalchemy import MetaData, inspect, text
+    from sqlalchemy.exc import DBAPIError
+
+    target, staged = connector.quote(schema, table), connector.quote(schema, staging)
     retired = connector.quote(schema, STAGING_PREFIX + "old_" + staging[-12:])
+
+    def claim(name: str) -> bool:
+        # RENAME TABLE is atomic and refuses a name that exists.
+        try:
+            connection.execute(text(f"RENAME TABLE {staged} TO {connector.quote(schema, name)}"))
+        except DBAPIError:
+            if inspect(connection).has_table(name, schema=schema):
+                return False
+            raise
+        return True
+
     with connector.connect(spec.database) as connection:
         try:
+            # Committed on its own (MySQL's DDL commits anyway): the name is published only
+            # below, once every row is in, so a failure here leaves nothing new.
             with connection.begin():
                 definition = arrow_table_definition(staging, reader.schema, MetaData(schema=schema))
                 definition.create(connection)
                 rows = insert_batches(connection, definition, reader)
-            exists = inspect(connection).has_table(table, schema=schema)
             connection.execute(text(f"SET SESSION lock_wait_timeout = {SWAP_LOCK_TIMEOUT_S}"))
+            if spec.mode == "timestamped":
+                return claim_timestamped(_stamped_name(table), claim), rows, []
+            exists = inspect(connection).has_table(table, schema=schema)
             swap = f"RENAME TABLE {target} TO {retired}, {staged} TO {target}" if exists else f"RENAME TABLE {staged} TO {target}"
             connection.execute(text(swap))
         except Exception as error:
             connection.rollback()
             connection.execute(text(f"DROP TABLE IF EXISTS {staged}"))
-            raise connector.fail(f"overwriting table {target} failed; it is unchanged", error) from None
+            raise _failure(connector, spec, target, error) from None
         if exists:
             connection.execute(text(f"DROP TABLE IF EXISTS {retired}"))
-    return rows
+    return table, rows, []
 
 
 def _apply_retention(connector, spec: ExporterSpec, schema: str | None, table: str) -> list[str]:

@@ -1,12 +1,14 @@
 """Profile a Parquet file: per-column statistics, histograms, top values, correlations.
 
-DuckDB reads the file out of core in two scans: one aggregate query for the statistics
-of every column and every Pearson pair, then one for the histograms (which need the
-min/max of the first), the top values of low-cardinality columns and the contingency
-counts of Cramér's V; text columns with many values get their exact top values from one
-GROUP BY each (one column read each, in the same statement). DuckDB gets a small memory limit and spills its hash tables to a
-private temp folder, so memory stays about flat as files grow. The result is a plain,
-JSON-serialisable dict (see ``profile_parquet``).
+DuckDB reads the file out of core in two passes: aggregate queries for the statistics
+of every column, then for the histograms (which need the min/max of the first pass), the
+top values of low-cardinality columns and the Pearson pairs; text columns with many values
+get their exact top values from one GROUP BY each (one column read each, in the same
+statement), and the contingency counts of Cramér's V come from one GROUP BY GROUPING SETS. Each pass runs one query per
+``COLUMNS_PER_QUERY`` columns, so a narrow file is read twice in all and a wide one costs
+time in proportion to its columns. DuckDB gets a small memory limit and spills its hash
+tables to a private temp folder, so memory stays about flat as files grow. The result is a
+plain, JSON-serialisable dict (see ``profile_parquet``).
 """
 
 from __future__ import annotations
@@ -37,9 +39,21 @@ HISTOGRAM_BINS = 20
 TOP_VALUES = 10
 # Text columns with at most this many values get all their counts in the second scan.
 FULL_COUNT_MAX_DISTINCT = 1000
+# Pairwise correlations grow with the square of the columns: only this many columns are
+# paired, chosen by the rules below, which the profile states with the counts.
 MAX_PEARSON_COLUMNS = 30
 MAX_CRAMERS_V_COLUMNS = 10
 MAX_CRAMERS_V_DISTINCT = 50
+PEARSON_RULE = f"the first {MAX_PEARSON_COLUMNS} numeric columns that vary, in table order"
+CRAMERS_V_RULE = (
+    f"the first {MAX_CRAMERS_V_COLUMNS} text or boolean columns with 2 to {MAX_CRAMERS_V_DISTINCT} "
+    "values that repeat, in table order"
+)
+# Every distinct count and histogram holds a hash table of a few MiB in DuckDB, whatever the
+# rows: one query over all 300 columns of a one-row file ran out of even the fallback limit.
+# Queries over this many columns each keep memory bounded, and as each reads only its own
+# columns, the time grows in proportion to the columns.
+COLUMNS_PER_QUERY = 32
 # Below this many rows an exact COUNT(DISTINCT) is cheap; above it HyperLogLog is used.
 EXACT_DISTINCT_MAX_ROWS = 1_000_000
 MAX_SAMPLE_TEXT = 200
@@ -85,34 +99,77 @@ def profile_parquet(path: str | os.PathLike, *, sample_rows: int = 20) -> dict:
     Returns ``{"summary", "columns", "correlations", "sample"}``; percentages are 0-100,
     dates and timestamps ISO strings, NaN and infinities None. Float statistics skip
     NaN and infinities (counted in ``non_finite``). ``distinct`` is exact up to
-    ``EXACT_DISTINCT_MAX_ROWS`` rows and a HyperLogLog estimate above.
+    ``EXACT_DISTINCT_MAX_ROWS`` rows and a HyperLogLog estimate above. Correlations pair
+    a limited number of columns: ``correlations["selection"]`` says, per method, the rule,
+    the limit and how many columns qualified and were paired.
     """
     path = os.fspath(path)
     schema, num_rows = _read_schema(path)
     columns = [_Column(i, f.name, arrow_kind(f.type), f.type) for i, f in enumerate(schema)]
     exact_distinct = num_rows <= EXACT_DISTINCT_MAX_ROWS
     try:
-        stats, profiles, contingency = _scan(path, columns, exact_distinct, MEMORY_LIMIT)
+        scan = _scan(path, columns, exact_distinct, MEMORY_LIMIT)
     except duckdb.OutOfMemoryException:
-        stats, profiles, contingency = _scan(path, columns, exact_distinct, FALLBACK_MEMORY_LIMIT)
+        scan = _scan(path, columns, exact_distinct, FALLBACK_MEMORY_LIMIT)
     return {
-        "summary": _summary(stats["rows"], stats["duplicates"], profiles),
-        "columns": profiles,
+        "summary": _summary(scan.stats["rows"], scan.stats["duplicates"], scan.profiles),
+        "columns": scan.profiles,
         "correlations": {
-            "pearson": _pearson(columns, profiles, stats),
-            "cramers_v": _cramers_v_matrix(contingency),
+            "pearson": _pearson(scan.pearson.chosen, scan.stats),
+            "cramers_v": _cramers_v_matrix(scan.contingency),
+            "selection": {"pearson": scan.pearson.describe(), "cramers_v": scan.cramers_v.describe()},
         },
         "sample": read_sample(path, sample_rows),
     }
 
 
-def _scan(path: str, columns: list[_Column], exact_distinct: bool, memory_limit: str) -> tuple:
-    """Both passes over the file: (statistics, column profiles, contingency counts)."""
+@dataclass(frozen=True)
+class _Selection:
+    """The columns a pairwise measure uses, out of those that qualified for it."""
+
+    eligible: list[_Column]
+    limit: int
+    rule: str
+
+    @property
+    def chosen(self) -> list[_Column]:
+        return self.eligible[: self.limit]
+
+    def describe(self) -> dict:
+        return {
+            "rule": self.rule,
+            "max_columns": self.limit,
+            "eligible": len(self.eligible),
+            "columns": len(self.chosen),
+            "left_out": len(self.eligible) - len(self.chosen),
+        }
+
+
+@dataclass(frozen=True)
+class _Scan:
+    stats: dict
+    profiles: list[dict]
+    pearson: _Selection
+    cramers_v: _Selection
+    contingency: dict
+
+
+def _scan(path: str, columns: list[_Column], exact_distinct: bool, memory_limit: str) -> _Scan:
+    """Both passes over the file."""
     with _connect(memory_limit) as con:
         stats = _first_pass(con, path, columns, exact_distinct)
         profiles = [_column_profile(c, stats, exact_distinct) for c in columns]
-        contingency = _second_pass(con, path, columns, profiles, stats)
-    return stats, profiles, contingency
+        pearson = _Selection(_pearson_columns(columns, profiles), MAX_PEARSON_COLUMNS, PEARSON_RULE)
+        cramers_v = _Selection(_cramers_v_columns(columns, profiles, stats), MAX_CRAMERS_V_COLUMNS, CRAMERS_V_RULE)
+        _second_pass(con, path, columns, profiles, stats, pearson.chosen)
+        contingency = _contingency(con, path, cramers_v.chosen)
+    return _Scan(stats, profiles, pearson, cramers_v, contingency)
+
+
+def _batches(columns: list[_Column]) -> list[list[_Column]]:
+    """The columns in query-sized groups; one empty group for a file without columns, so
+    that its table-wide aggregates still run."""
+    return [columns[k : k + COLUMNS_PER_QUERY] for k in range(0, len(columns), COLUMNS_PER_QUERY)] or [[]]
 
 
 def arrow_kind(arrow_type: pa.DataType) -> str:
@@ -164,6 +221,8 @@ def _connect(memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
             con.execute(f"SET temp_directory = '{spill}'")
             con.execute("SET TimeZone = 'UTC'")
             con.execute("SET enable_progress_bar = false")
+            # Each query binds the file again: a wide footer is parsed once, not per query.
+            con.execute("SET parquet_metadata_cache = true")
             yield con
         finally:
             con.close()
@@ -179,20 +238,45 @@ def _aggregate(con, path: str, exprs: dict[Any, str]) -> dict:
 
 
 def _first_pass(con, path: str, columns: list[_Column], exact_distinct: bool) -> dict:
-    exprs: dict[Any, str] = {"rows": "count(*)"}
-    if columns:
-        # Distinct 64-bit row hashes: a collision would merge two different rows, so this
-        # is a lower bound on the distinct rows (and the duplicate count an upper bound),
-        # off only with negligible probability.
-        row_hash = "hash(" + ", ".join(c.sql for c in columns) + ")"
-        exprs["distinct_rows"] = f"count(DISTINCT {row_hash})"
-    for column in columns:
-        exprs.update(_column_exprs(column, exact_distinct))
-    for a, b in itertools.combinations(_pearson_columns(columns), 2):
-        exprs[("corr", a.index, b.index)] = f"corr({a.value_sql}::DOUBLE, {b.value_sql}::DOUBLE)"
-    stats = _aggregate(con, path, exprs)
+    batches = _batches(columns)
+    # The table-wide aggregates ride along with the first query.
+    table_exprs: dict[Any, str] = {"rows": "count(*)"}
+    # Distinct 64-bit row hashes: a collision would merge two different rows, so this is a
+    # lower bound on the distinct rows (and the duplicate count an upper bound), off only
+    # with negligible probability.
+    if len(batches) == 1 and columns:
+        table_exprs["distinct_rows"] = f"count(DISTINCT {_row_hash(columns)})"
+    stats: dict = {}
+    for k, batch in enumerate(batches):
+        exprs = dict(table_exprs) if k == 0 else {}
+        for column in batch:
+            exprs.update(_column_exprs(column, exact_distinct))
+        stats.update(_aggregate(con, path, exprs))
+    if len(batches) > 1:
+        stats["distinct_rows"] = _distinct_rows_by_parts(con, path, batches)
     stats["duplicates"] = stats["rows"] - stats.get("distinct_rows", stats["rows"])
     return stats
+
+
+def _row_hash(columns: list[_Column]) -> str:
+    return "hash(" + ", ".join(c.sql for c in columns) + ")"
+
+
+def _distinct_rows_by_parts(con, path: str, batches: list[list[_Column]]) -> int:
+    """The distinct rows of a wide table. A scan of all its columns at once holds a page of
+    every column per thread (gigabytes at 2,000 columns), so the row hash is built one
+    batch of columns at a time, each batch's hash folded into the running one by position
+    (DuckDB keeps the file's row order in both scans)."""
+    con.execute(f"CREATE TEMP TABLE row_hash AS SELECT {_row_hash(batches[0])} AS h FROM read_parquet(?)", [path])
+    for batch in batches[1:]:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE row_hash AS SELECT hash(row_hash.h, part.h) AS h FROM row_hash "
+            f"POSITIONAL JOIN (SELECT {_row_hash(batch)} AS h FROM read_parquet(?)) AS part",
+            [path],
+        )
+    distinct = con.execute("SELECT count(DISTINCT h) FROM row_hash").fetchone()[0]
+    con.execute("DROP TABLE row_hash")
+    return distinct
 
 
 def _column_exprs(column: _Column, exact_distinct: bool) -> dict[Any, str]:
@@ -257,31 +341,56 @@ def _number_stats(column: _Column, stats: dict) -> dict:
     return numbers
 
 
-def _second_pass(con, path: str, columns: list[_Column], profiles: list[dict], stats: dict) -> dict:
-    """Fill in histograms and top values; return the Cramér's V contingency counts."""
-    exprs: dict[Any, str] = {}
+def _second_pass(con, path: str, columns: list[_Column], profiles: list[dict], stats: dict,
+                 pearson: list[_Column]) -> None:
+    """Fill in histograms and top values; add the Pearson coefficients to ``stats``."""
+    # The pairs ride along with the first query.
+    pair_exprs = {
+        ("corr", a.index, b.index): f"corr({a.value_sql}::DOUBLE, {b.value_sql}::DOUBLE)"
+        for a, b in itertools.combinations(pearson, 2)
+    }
     bins = {c.index: _Bins.plan(c, _raw_range(c, stats)) for c in columns}
-    for column in columns:
-        if bins[column.index] is not None:
-            exprs[(column.index, "histogram")] = bins[column.index].sql(column)
-        if column.kind == "text" and profiles[column.index]["distinct"] <= FULL_COUNT_MAX_DISTINCT:
-            exprs[(column.index, "top")] = f"map_entries(histogram({column.value_sql}))"
-    pairs = list(itertools.combinations(_cramers_v_columns(columns, profiles, stats), 2))
-    for a, b in pairs:
-        exprs[("pair", a.index, b.index)] = (
-            f"map_entries(histogram({{'a': {a.value_sql}, 'b': {b.value_sql}}}) "
-            f"FILTER (WHERE {a.sql} IS NOT NULL AND {b.sql} IS NOT NULL))"
-        )
-    result = _aggregate(con, path, exprs)
+    result: dict = {}
+    for k, batch in enumerate(_batches(columns)):
+        exprs = dict(pair_exprs) if k == 0 else {}
+        for column in batch:
+            if bins[column.index] is not None:
+                exprs[(column.index, "histogram")] = bins[column.index].sql(column)
+            if column.kind == "text" and profiles[column.index]["distinct"] <= FULL_COUNT_MAX_DISTINCT:
+                exprs[(column.index, "top")] = f"map_entries(histogram({column.value_sql}))"
+        result.update(_aggregate(con, path, exprs))
+    stats.update({key: value for key, value in result.items() if isinstance(key, tuple) and key[0] == "corr"})
     many_valued = [c for c in columns if c.kind == "text" and (c.index, "top") not in result]
-    result.update(_top_counts(con, path, many_valued))
+    for batch in _batches(many_valued):
+        result.update(_top_counts(con, path, batch))
     for column in columns:
         if bins[column.index] is not None:
             entries = result[(column.index, "histogram")]
             profiles[column.index]["histogram"] = bins[column.index].histogram(column, entries)
         if column.kind == "text":
             profiles[column.index]["top_values"] = _top_values(result[(column.index, "top")], str)
-    return {(a.name, b.name): result[("pair", a.index, b.index)] for a, b in pairs}
+
+
+def _contingency(con, path: str, columns: list[_Column]) -> dict[tuple[str, str], list[tuple]]:
+    """The (a, b, count) cells of every pair of ``columns``, in one scan. Grouping sets
+    spill to disk like any GROUP BY; one ``histogram`` of pairs per pair did not, and 45
+    pairs of 100,000 rows exhausted the memory limit."""
+    pairs = list(itertools.combinations(range(len(columns)), 2))
+    if not pairs:
+        return {}
+    names = ", ".join(c.value_sql for c in columns)
+    sets = ", ".join(f"({columns[i].value_sql}, {columns[j].value_sql})" for i, j in pairs)
+    query = f"SELECT grouping({names}), {names}, count(*) FROM read_parquet(?) GROUP BY GROUPING SETS ({sets})"
+    # grouping() sets one bit per column left out of the set, the first column's highest.
+    every = (1 << len(columns)) - 1
+    pair_of = {every ^ (1 << (len(columns) - 1 - i)) ^ (1 << (len(columns) - 1 - j)): (i, j) for i, j in pairs}
+    cells: dict[tuple[str, str], list[tuple]] = {(columns[i].name, columns[j].name): [] for i, j in pairs}
+    for row in con.execute(query, [path]).fetchall():
+        i, j = pair_of[row[0]]
+        a, b = row[1 + i], row[1 + j]
+        if a is not None and b is not None:  # a missing value is in no category
+            cells[(columns[i].name, columns[j].name)].append((a, b, row[-1]))
+    return cells
 
 
 def _top_counts(con, path: str, columns: list[_Column]) -> dict:
@@ -354,8 +463,9 @@ class _Bins:
         return {"edges": [float(edge) for edge in edges], "counts": counts}
 
 
-def _pearson_columns(columns: list[_Column]) -> list[_Column]:
-    return [c for c in columns if c.kind in NUMBER_KINDS][:MAX_PEARSON_COLUMNS]
+def _pearson_columns(columns: list[_Column], profiles: list[dict]) -> list[_Column]:
+    """Numeric columns that vary: a constant or empty one correlates with nothing."""
+    return [c for c in columns if c.kind in NUMBER_KINDS and profiles[c.index]["std"]]
 
 
 def _cramers_v_columns(columns: list[_Column], profiles: list[dict], stats: dict) -> list[_Column]:
@@ -365,20 +475,16 @@ def _cramers_v_columns(columns: list[_Column], profiles: list[dict], stats: dict
         non_null = stats[(column.index, "count")]
         return 2 <= distinct <= MAX_CRAMERS_V_DISTINCT and distinct < non_null
 
-    candidates = [c for c in columns if c.kind in CATEGORY_KINDS and is_category(c)]
-    return candidates[:MAX_CRAMERS_V_COLUMNS]
+    return [c for c in columns if c.kind in CATEGORY_KINDS and is_category(c)]
 
 
-def _pearson(columns: list[_Column], profiles: list[dict], stats: dict) -> dict | None:
-    chosen = _pearson_columns(columns)
+def _pearson(chosen: list[_Column], stats: dict) -> dict | None:
     if len(chosen) < 2:
         return None
-    matrix = [[None] * len(chosen) for _ in chosen]
+    # Every chosen column varies, so each correlates fully with itself.
+    matrix = [[1.0 if i == j else None for j in range(len(chosen))] for i in range(len(chosen))]
     for (i, a), (j, b) in itertools.combinations(enumerate(chosen), 2):
         matrix[i][j] = matrix[j][i] = _finite(stats[("corr", a.index, b.index)])
-    for i, column in enumerate(chosen):
-        std = profiles[column.index]["std"]
-        matrix[i][i] = 1.0 if std else None
     return {"columns": [c.name for c in chosen], "matrix": matrix}
 
 
@@ -388,8 +494,8 @@ def _cramers_v_matrix(contingency: dict) -> dict | None:
         return None
     position = {name: i for i, name in enumerate(names)}
     matrix = [[1.0 if i == j else None for j in range(len(names))] for i in range(len(names))]
-    for (a, b), entries in contingency.items():
-        value = cramers_v([(e["key"]["a"], e["key"]["b"], e["value"]) for e in entries or []])
+    for (a, b), cells in contingency.items():
+        value = cramers_v(cells)
         matrix[position[a]][position[b]] = matrix[position[b]][position[a]] = value
     return {"columns": names, "matrix": matrix}
 

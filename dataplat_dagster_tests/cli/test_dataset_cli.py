@@ -7,6 +7,7 @@ from pathlib import Path
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from dagster import AssetKey, DagsterRunStatus
+from dataplat_dagster_tests.conftest import stored
 
 EU_SALES = (
     "order_id;order_date;amount;city;zip\n"
@@ -34,7 +35,7 @@ def test_import_detects_dialect_stores_typed_parquet_and_lists_ready(cli_workspa
     assert (info["origin"], info["rows"], info["columns"], info["datasource"]) == ("file_upload", 4, 5, None)
     assert info["size_bytes"] > 0 and info["created_at"]
 
-    table = pq.read_table(cli_workspace.project_dir / "storage/datasets/sales/data.parquet")
+    table = pq.read_table(stored(cli_workspace.project_dir / "storage/datasets/sales", "data.parquet"))
     assert table.column("amount").to_pylist() == [1234.56, 99.5, 1000000.0, None]
     assert table.column("zip").to_pylist() == ["00123", "07000", "06000", "59000"]
     assert str(table.column("order_date")[0]) == "2024-12-31"
@@ -151,7 +152,7 @@ def test_existing_name_needs_replace_and_failed_replace_keeps_previous_version(c
     info = cli_workspace.datasets()["people"]
     assert info["status"] == "failed" and "line 3" in info["error"]
     assert info["rows"] == 3  # the last good materialization is still what the dataset holds
-    table = pq.read_table(cli_workspace.project_dir / "storage/datasets/people/data.parquet")
+    table = pq.read_table(stored(cli_workspace.project_dir / "storage/datasets/people", "data.parquet"))
     assert table.column("name").to_pylist() == ["Ann", "Bob", "Cid"]
     with cli_workspace.instance() as instance:
         assert instance.get_run_by_id(info["run_id"]).status == DagsterRunStatus.FAILURE

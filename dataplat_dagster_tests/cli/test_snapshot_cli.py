@@ -6,6 +6,7 @@ import pyarrow.parquet as pq
 
 from dataplat_dagster.catalog.registry import project_catalog
 from dataplat_dagster.workspace import Project
+from dataplat_dagster_tests.conftest import stored
 
 
 def make_source(ws, rows: int = 25) -> None:
@@ -37,7 +38,7 @@ def test_import_a_datasource_list_it_and_refresh_it(cli_workspace):
         db.executemany("INSERT INTO orders VALUES (?, ?)", [(i, 0.5) for i in range(25, 40)])
     refreshed = ws.run("dataset", "refresh", "orders_snap")
     assert "Dataset 'orders_snap' is ready: 40 rows × 2 columns" in refreshed.stdout
-    assert pq.read_table(ws.project_dir / "storage" / "datasets" / "orders_snap" / "data.parquet").num_rows == 40
+    assert pq.read_table(stored(ws.project_dir / "storage/datasets/orders_snap", "data.parquet")).num_rows == 40
     again = ws.run("dataset", "import", "--datasource", "orders", "--name", "orders_snap", "--replace", "--json").json()
     assert again["rows"] == 40
 

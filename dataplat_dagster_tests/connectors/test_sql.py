@@ -10,6 +10,7 @@ import pytest
 
 from dataplat_dagster.connectors.models import SqlConnectorSpec
 from dataplat_dagster.connectors.registry import open_connector
+from dataplat_dagster.connectors.sql_types import lost_precision
 from dataplat_dagster.errors import ConnectorError
 
 SECRET = "s3cr3t-Pa55word!"
@@ -126,11 +127,35 @@ def test_postgres_arrow_round_trip_through_adbc(postgres_server, tmp_path, monke
     assert (empty.num_rows, empty.column_names, str(empty.schema.field("id").type)) == (0, ["id", "name"], "int64")
 
 
-def test_postgres_numeric_reads_as_decimal_or_float(postgres_server, tmp_path, monkeypatch):
+def test_postgres_numeric_reads_as_decimal_exactly(postgres_server, tmp_path, monkeypatch):
     with sql_connector(tmp_path, monkeypatch, postgres_server.password, **pg_fields(postgres_server)) as connector:
         table = connector.read_arrow("SELECT 2.25::numeric(6,2) AS fixed, 1.5::numeric AS free, NULL::numeric(4,1) AS empty").read_all()
-    assert [str(field.type) for field in table.schema] == ["decimal128(6, 2)", "double", "decimal128(4, 1)"]
-    assert table.to_pylist() == [{"fixed": Decimal("2.25"), "free": 1.5, "empty": None}]
+    assert [str(field.type) for field in table.schema] == ["decimal128(6, 2)", "decimal128(38, 1)", "decimal128(4, 1)"]
+    assert table.to_pylist() == [{"fixed": Decimal("2.25"), "free": Decimal("1.5"), "empty": None}]
+
+
+def test_postgres_unconstrained_numeric_is_as_wide_as_its_values(postgres_server, tmp_path, monkeypatch):
+    # 20 digits before the point and 9 after: beyond float64's 15-16 significant digits.
+    exact = "12345678901234567890.123456789"
+    wide = "1" * 45 + ".25"  # 47 digits: decimal256
+    query = (f"SELECT v AS amount, v AS amount FROM (VALUES ({exact}::numeric), (-0.5), (NULL)) AS t(v) UNION ALL "
+             f"SELECT 7, 7")  # the same name twice, and an integer
+    with sql_connector(tmp_path, monkeypatch, postgres_server.password, **pg_fields(postgres_server)) as connector:
+        table = connector.read_arrow(query).read_all()
+        wider = connector.read_arrow(f"SELECT {wide}::numeric AS big").read_all()
+    assert [str(field.type) for field in table.schema] == ["decimal128(38, 9)", "decimal128(38, 9)"]
+    assert table.column(0).to_pylist() == [Decimal(exact), Decimal("-0.5"), None, Decimal(7)]
+    assert str(wider.schema.field("big").type) == "decimal256(76, 2)" and wider.column("big").to_pylist() == [Decimal(wide)]
+    assert lost_precision(table.schema) == {} and lost_precision(wider.schema) == {}
+
+
+def test_postgres_numeric_no_decimal_holds_is_float_with_a_note(postgres_server, tmp_path, monkeypatch):
+    with sql_connector(tmp_path, monkeypatch, postgres_server.password, **pg_fields(postgres_server)) as connector:
+        table = connector.read_arrow("SELECT * FROM (VALUES (1.5::numeric, 2::numeric), ('NaN', 3)) AS t(ratio, n)").read_all()
+    assert [str(field.type) for field in table.schema] == ["double", "decimal128(38, 0)"]
+    assert table.column("ratio").to_pylist()[0] == 1.5 and table.column("n").to_pylist() == [Decimal(2), Decimal(3)]
+    assert lost_precision(table.schema) == {
+        "ratio": "PostgreSQL numeric read as float64 (about 15 significant digits): it holds NaN or Infinity, which no decimal can hold"}
 
 
 def test_postgres_query_error_names_the_cause(postgres_server, tmp_path, monkeypatch):
@@ -193,6 +218,30 @@ def test_mariadb_arrow_round_trip(mariadb_server, tmp_path, monkeypatch):
     assert back.column("day").to_pylist() == [dt.date(2024, 1, 31), None, dt.date(1999, 12, 31)]
 
 
+def test_mariadb_column_types_come_from_the_cursor_not_the_first_rows(mariadb_server, tmp_path, monkeypatch):
+    import pymysql
+
+    s = mariadb_server
+    with pymysql.connect(host=s.host, port=s.port, user=s.username, password=s.password, database=s.database, autocommit=True) as db, db.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS late_values")
+        cursor.execute("CREATE TABLE late_values (id INT, qty INT, big BIGINT, price DECIMAL(8,2), note VARCHAR(20), "
+                       "seen DATETIME, day DATE, ratio DOUBLE, flag TINYINT(1), took TIME)")
+        cursor.execute("INSERT INTO late_values (id) VALUES (1), (2)")
+        cursor.execute("INSERT INTO late_values VALUES (3, 7, 9000000000, 123456.78, 'late', '2024-05-01 12:30:00', '2024-05-01', 0.25, 1, '01:02:03')")
+    with sql_connector(tmp_path, monkeypatch, s.password, **maria_fields(s)) as connector:
+        reader = connector.read_arrow("SELECT * FROM late_values ORDER BY id", batch_rows=2)
+        batches = list(reader)
+        empty = connector.read_arrow("SELECT id, price, seen FROM late_values WHERE id < 0").read_all()
+    assert [(f.name, str(f.type)) for f in reader.schema] == [
+        ("id", "int64"), ("qty", "int64"), ("big", "int64"), ("price", "decimal128(9, 2)"), ("note", "string"),
+        ("seen", "timestamp[us]"), ("day", "date32[day]"), ("ratio", "double"), ("flag", "int64"), ("took", "duration[us]")]
+    assert [batch.num_rows for batch in batches] == [2, 1]  # the first batch is all NULL but for id
+    assert batches[1].to_pylist() == [{
+        "id": 3, "qty": 7, "big": 9000000000, "price": Decimal("123456.78"), "note": "late", "seen": dt.datetime(2024, 5, 1, 12, 30),
+        "day": dt.date(2024, 5, 1), "ratio": 0.25, "flag": 1, "took": dt.timedelta(hours=1, minutes=2, seconds=3)}]
+    assert [(f.name, str(f.type)) for f in empty.schema] == [("id", "int64"), ("price", "decimal128(9, 2)"), ("seen", "timestamp[us]")]
+
+
 # -- SQLite -----------------------------------------------------------------------------
 
 
@@ -221,6 +270,34 @@ def test_sqlite_check_and_round_trip(tmp_path, monkeypatch):
     with sqlite3.connect(database) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert tables == {"orders", "copy"}  # the check's sentinel table is gone
+
+
+def test_sqlite_column_types_come_from_the_declared_types_not_the_first_rows(tmp_path, monkeypatch):
+    with sqlite3.connect(tmp_path / "shop.db") as db:
+        db.execute("CREATE TABLE late (id INTEGER, qty INT, price DECIMAL(10,2), note VARCHAR(20), seen DATETIME, paid BOOLEAN, "
+                   "weight REAL, raw BLOB)")
+        db.execute("INSERT INTO late (id) VALUES (1), (2)")
+        db.execute("INSERT INTO late VALUES (3, 7, 9.95, 'late', '2024-05-01 12:30:00', 1, 2, x'0001')")
+    with sql_connector(tmp_path, monkeypatch, dialect="sqlite", database="shop.db") as connector:
+        reader = connector.read_arrow("SELECT *, qty * 2 AS doubled FROM late ORDER BY id", batch_rows=2)
+        batches = list(reader)
+    assert [(f.name, str(f.type)) for f in reader.schema] == [
+        ("id", "int64"), ("qty", "int64"), ("price", "double"), ("note", "string"), ("seen", "string"), ("paid", "bool"),
+        ("weight", "double"), ("raw", "binary"), ("doubled", "string")]  # an expression: typed by its values, text if NULL
+    assert batches[1].to_pylist() == [{"id": 3, "qty": 7, "price": 9.95, "note": "late", "seen": "2024-05-01 12:30:00", "paid": True,
+                                       "weight": 2.0, "raw": b"\x00\x01", "doubled": "14"}]
+
+
+def test_sqlite_a_value_that_does_not_fit_its_declared_type_names_the_column(tmp_path, monkeypatch):
+    with sqlite3.connect(tmp_path / "shop.db") as db:
+        db.execute("CREATE TABLE odd (id INTEGER, qty INTEGER)")
+        db.execute("INSERT INTO odd VALUES (1, 5), (2, 'five')")  # SQLite keeps text that is not a number as text
+    with sql_connector(tmp_path, monkeypatch, dialect="sqlite", database="shop.db") as connector:
+        with pytest.raises(ConnectorError) as raised:
+            connector.read_arrow("SELECT * FROM odd").read_all()
+    message = str(raised.value)
+    assert message.startswith("Connector 'warehouse': column 'qty' holds a value that is not int64, the column's type")
+    assert "five" in message and "cast the column to one type in the datasource's query" in message
 
 
 def test_sqlite_missing_or_foreign_file_fails_at_database(tmp_path, monkeypatch):

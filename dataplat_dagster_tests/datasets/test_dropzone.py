@@ -24,6 +24,7 @@ from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.runs import failure_reason
 
 from dataplat_dagster_tests.cli.test_dataset_cli import EU_SALES  # the same sample file
+from dataplat_dagster_tests.conftest import stored
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 US_PEOPLE = "id,name,score\n1,Ann,3.5\n2,Bob,4.0\n3,Cid,\n"
@@ -111,7 +112,7 @@ def test_a_file_in_the_drop_zone_is_imported_as_dataplat_dataset_import_does(cli
     shown = ws.run("dataset", "show", "sales", "--json").json()
     assert shown["summary"]["rows"] == 4 and shown["summary"]["missing_cells"] == 1
     assert ws.run("dataset", "show", "sales", "--sample", "2", "--json").json()["rows"][0][3] == "Paris"
-    table = pq.read_table(ws.project_dir / "storage/datasets/sales/data.parquet")
+    table = pq.read_table(stored(ws.project_dir / "storage/datasets/sales", "data.parquet"))
     assert table.column("amount").to_pylist() == [1234.56, 99.5, 1000000.0, None]
     assert str(table.column("order_date")[0]) == "2024-12-31"
     assert raw_files(ws, "sales") == ["2024.csv"]
@@ -126,7 +127,7 @@ def test_a_file_in_the_drop_zone_is_imported_as_dataplat_dataset_import_does(cli
     assert ours["dataplat/upload"] == f"raw/{staged.parent.name}/2024.csv" and ours["dataplat/csv_options"] == "{}"
     assert ours["source_file"] == "2024.csv" and ours["dialect"] == theirs["dialect"]
     assert (ours["dagster/row_count"], ours["columns_count"]) == (4, 5)
-    assert (ws.project_dir / "storage/datasets/sales/report.html").is_file()
+    assert (stored(ws.project_dir / "storage/datasets/sales", "report.html")).is_file()
 
     # The dataset's own asset takes it from there: a refresh parses the upload the job recorded.
     ok(execute(ws, job="refresh_datasets"))
@@ -151,7 +152,7 @@ def test_replace_needs_replace_a_failed_replace_keeps_the_previous_version(cli_w
     info = ws.datasets()["people"]
     assert info["status"] == "failed" and "line 3" in info["error"] and info["rows"] == 3
     assert info["run_id"] == last_run(ws)[0].run_id
-    assert pq.read_table(ws.project_dir / "storage/datasets/people/data.parquet").column("name").to_pylist() == ["Ann", "Bob", "Cid"]
+    assert pq.read_table(stored(ws.project_dir / "storage/datasets/people", "data.parquet")).column("name").to_pylist() == ["Ann", "Bob", "Cid"]
     assert raw_files(ws, "people") == ["people.csv"] and latest_metadata(ws, "people")["dataplat/upload"] == first_upload
 
     ok(execute(ws, path="eu.csv", name="people", replace=True, sep=";", profile=False))
@@ -160,7 +161,7 @@ def test_replace_needs_replace_a_failed_replace_keeps_the_previous_version(cli_w
     assert raw_files(ws, "people") == ["eu.csv"]  # the replaced upload is gone, the failed one never stayed
     metadata = latest_metadata(ws, "people")
     assert json.loads(metadata["dataplat/csv_options"]) == {"sep": ";"} and "report" not in metadata
-    assert not (ws.project_dir / "storage/datasets/people/report.html").exists()  # no profile: none of the old one
+    assert not (stored(ws.project_dir / "storage/datasets/people", "report.html")).exists()  # no profile: none of the old one
 
     # Only a file upload can be replaced by a file.
     Registry(UPath(ws.project_dir / "storage")).add_dataset("scores", DatasetSpec(origin="pipeline_output"))
@@ -233,7 +234,7 @@ def test_a_file_on_an_sftp_or_s3_connector(cli_workspace, sftp_server, s3_server
     assert (listed["weights"]["status"], listed["weights"]["rows"], listed["weights"]["columns"]) == ("ready", 2, 2)
     assert (listed["sales"]["status"], listed["sales"]["rows"], listed["sales"]["columns"]) == ("ready", 4, 5)
     assert raw_files(ws, "weights") == ["weights.tsv"] and raw_files(ws, "sales") == ["sales.csv"]
-    assert pq.read_table(ws.project_dir / "storage/datasets/weights/data.parquet").column("weight").to_pylist() == [1.5, 2.25]
+    assert pq.read_table(stored(ws.project_dir / "storage/datasets/weights", "data.parquet")).column("weight").to_pylist() == [1.5, 2.25]
 
     for name, value in env.items():
         os.environ[name] = value

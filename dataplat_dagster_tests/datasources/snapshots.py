@@ -7,6 +7,7 @@ cursors and previous schemas persist from one snapshot to the next within a test
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -46,8 +47,13 @@ class SnapshotProject:
         run_config = {"ops": {op: {"config": config}}} if config else None
         return job.execute_in_process(instance=self.instance, asset_selection=[self.key(dataset)], run_config=run_config, raise_on_error=False)
 
+    def folder(self, dataset: str) -> Path:
+        return self.dir / "storage" / "datasets" / dataset
+
     def table(self, dataset: str):
-        return pq.read_table(self.dir / "storage" / "datasets" / dataset / "data.parquet")
+        """The current version's rows, found as a reader finds them: through ``current.json``."""
+        current = json.loads((self.folder(dataset) / "current.json").read_text())["current"]
+        return pq.read_table(self.folder(dataset) / "versions" / current / "data.parquet")
 
     def metadata(self, dataset: str) -> dict:
         event = self.instance.get_latest_materialization_event(self.key(dataset))

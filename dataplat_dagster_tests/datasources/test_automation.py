@@ -5,12 +5,15 @@ workspace's own instance (so the snapshot the CLI took counts); one test runs th
 ``dagster-daemon`` on the workspace and lets it notice a changed file in S3 by itself.
 """
 
+import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -64,6 +67,16 @@ def make_s3_snapshot(ws, s3, datasource: str = "sales", *flags: str) -> dict[str
     return env
 
 
+def cursor(snapshotted: str | None, changed: str | None = None) -> str:
+    """The file sensor's cursor, as JSON."""
+    return json.dumps({"snapshotted": snapshotted, "changed": changed})
+
+
+def waiting(version: str, path: str = KEY, interval: int = 60) -> str:
+    return (f"{path} changed ({version}); a snapshot starts if the next look, in {interval} s, finds it the same, "
+            "so that an upload still in progress is not read half-way.")
+
+
 def latest_materialization(instance, project: str, dataset: str):
     return instance.get_latest_materialization_event(AssetKey(dataset_key(project, dataset))).asset_materialization
 
@@ -101,16 +114,21 @@ def test_the_sensor_starts_one_snapshot_per_new_version_of_the_file(cli_workspac
         data = tick(None)
         assert data.run_requests == []
         assert data.skip_message == f"The last snapshot already holds this version of {KEY} ({first})."
-        assert data.cursor == first
+        assert data.cursor == cursor(first)
 
-        data = tick(first)
+        data = tick(cursor(first))
         assert data.run_requests == []
         assert data.skip_message == f"{KEY} is unchanged ({first})."
-        assert data.cursor == first
+        assert data.cursor == cursor(first)
 
+        # A change starts a run once the next look sees the same version.
         second = upload(s3_server, MORE_ROWS)
         assert second != first
-        data = tick(first)
+        data = tick(cursor(first))
+        assert data.run_requests == []
+        assert data.skip_message == waiting(second)
+        assert data.cursor == cursor(first, changed=second)
+        data = tick(data.cursor)
         assert data.skip_message is None
         assert len(data.run_requests) == 1
         request = data.run_requests[0]
@@ -118,31 +136,86 @@ def test_the_sensor_starts_one_snapshot_per_new_version_of_the_file(cli_workspac
         assert request.tags == {
             TAG_SNAPSHOT_OF: "sales", "dataplat/source_version": second, "dagster/sensor_name": "watch_sales"}
         assert request.job_name is None  # the sensor's own job, snapshot_sales
-        assert data.cursor == second
+        assert data.cursor == cursor(second)
 
+        data = tick(cursor(second))
+        assert data.run_requests == [] and data.skip_message == f"{KEY} is unchanged ({second})."
+        assert data.cursor == cursor(second)
+
+        # No cursor (e.g. a sensor reset) and a file newer than the last snapshot: a run, at the second look.
+        data = tick(None)
+        assert data.run_requests == [] and data.cursor == cursor(None, changed=second)
+        data = tick(data.cursor)
+        assert [r.run_key for r in data.run_requests] == [f"sales:{second}"]
+        assert data.cursor == cursor(second)
+
+        # A cursor of an earlier version (the version alone) still counts as snapshotted.
         data = tick(second)
         assert data.run_requests == [] and data.skip_message == f"{KEY} is unchanged ({second})."
-        assert data.cursor == second
-
-        # No cursor (e.g. a sensor reset) and a file newer than the last snapshot: a run.
-        data = tick(None)
-        assert [r.run_key for r in data.run_requests] == [f"sales:{second}"]
-        assert data.cursor == second
 
         # The file goes away: a skip that names it, and the cursor stays as it was.
         s3_server.client().delete_object(Bucket=s3_server.bucket, Key=KEY)
-        data = tick(second)
+        data = tick(cursor(second))
         assert data.run_requests == []
         assert data.skip_message == (
             f"{KEY!r} does not exist in s3://{s3_server.bucket}/: check the path (it starts from the connector's "
             "root); waiting for it to appear."
         )
-        assert data.cursor == second
+        assert data.cursor == cursor(second)
 
         # It comes back with the content of the last snapshot's version: a new upload is a new version.
         third = upload(s3_server, CSV)
-        data = tick(second)
+        data = tick(tick(cursor(second)).cursor)
         assert [r.run_key for r in data.run_requests] == [f"sales:{third}"]
+
+
+def test_a_file_still_being_written_over_sftp_is_snapshotted_once_it_stops_changing(cli_workspace, sftp_server, monkeypatch):
+    import paramiko
+
+    ws, server = cli_workspace, sftp_server
+    folder = f"watch_{uuid.uuid4().hex[:8]}"
+    (server.home / folder).mkdir()
+    (server.home / folder / "sales.csv").write_bytes(CSV)
+    for path in (server.home / folder, server.home / folder / "sales.csv"):  # the SFTP user uploads there
+        shutil.chown(path, server.home.stat().st_uid, server.home.stat().st_gid)
+    env = {"WATCH_SFTP_PASSWORD": server.password}
+    monkeypatch.setenv("WATCH_SFTP_PASSWORD", server.password)
+    ws.run("connector", "create", "sftp", "drop", "--host", server.host, "--port", str(server.port), "--username", server.username,
+           "--password-env", "WATCH_SFTP_PASSWORD", "--known-hosts", str(server.known_hosts), "--root", folder)
+    ws.run("datasource", "create", "sales", "--connector", "drop", "--path", "sales.csv", "--watch-interval", "5", env=env)
+    ws.run("dataset", "import", "--datasource", "sales", "--name", "sales_snap", "--no-profile", env=env)
+
+    defs = project_definitions(ws.project_dir)
+    sensor = defs.resolve_sensor_def("watch_sales")
+    client = paramiko.SSHClient()
+    client.load_host_keys(str(server.known_hosts))
+    client.connect(server.host, port=server.port, username=server.username, password=server.password,
+                   look_for_keys=False, allow_agent=False)
+    with ws.instance() as instance, client, client.open_sftp() as sftp:
+        state = {"cursor": None}
+
+        def look():
+            data = sensor.evaluate_tick(build_sensor_context(instance=instance, cursor=state["cursor"], resources={"drop": defs.resources["drop"]}))
+            state["cursor"] = data.cursor
+            return data
+
+        assert look().skip_message.startswith("The last snapshot already holds this version of sales.csv")
+        pieces = [MORE_ROWS[:20], MORE_ROWS[20:40], MORE_ROWS[40:]]
+        seen = []
+        with sftp.open(f"{folder}/sales.csv", "wb") as upload_in_progress:
+            for piece in pieces:  # a look after each piece: a new version every time, never a run
+                upload_in_progress.write(piece)
+                upload_in_progress.flush()
+                data = look()
+                assert data.run_requests == []
+                seen.append(json.loads(data.cursor)["changed"])
+                assert data.skip_message == waiting(seen[-1], path="sales.csv", interval=5)
+        assert [int(version.split("@")[0]) for version in seen] == [20, 40, len(MORE_ROWS)]  # sizes as it grew
+
+        data = look()  # the same version as at the last look: the upload is done
+        assert [r.run_key for r in data.run_requests] == [f"sales:{seen[-1]}"]
+        assert data.run_requests[0].tags["dataplat/source_version"] == seen[-1]
+        assert look().skip_message == f"sales.csv is unchanged ({seen[-1]})."
 
 
 def test_watch_flags_set_the_sensors_default_status_and_interval(cli_workspace, s3_server):

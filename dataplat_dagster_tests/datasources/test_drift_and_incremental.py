@@ -2,8 +2,10 @@
 append only the rows past the stored cursor."""
 
 import datetime
+import json
 import sqlite3
 
+import pyarrow.parquet as pq
 import pytest
 
 from dataplat_dagster_tests.datasources.snapshots import SnapshotProject, failure_message
@@ -165,3 +167,77 @@ def test_a_cursor_column_that_does_not_exist_is_named(events, tmp_path):
     result = project.snapshot("events_snap")
     assert not result.success
     assert "incremental_by names the column 'changed_on', which datasource 'events' does not have (its columns: id, label, updated_at)" in failure_message(result)
+
+
+def test_a_refresh_with_a_merge_key_keeps_one_row_per_key(events, tmp_path, postgres_server):
+    project = SnapshotProject(
+        tmp_path, {"pg": events},
+        {"events": {"connector": "pg", "table": "snap_events", "incremental_by": "updated_at", "merge_key": "id"}},
+        {"events_snap": "events"},
+    )
+    assert project.snapshot("events_snap").success
+    with pg_connection(postgres_server) as db, db.cursor() as cursor:
+        # An edit that moves the cursor, a key changed twice since (the newest wins), a new
+        # row committed late with the boundary's cursor value (16:40, that of id 1000).
+        cursor.execute("UPDATE snap_events SET label = 'edited', updated_at = timestamp '2024-01-02 09:00' WHERE id = 1")
+        cursor.execute("INSERT INTO snap_events VALUES (2, 'second edit', timestamp '2024-01-02 10:00'), "
+                       "(2, 'first edit', timestamp '2024-01-02 08:00'), (5000, 'late', timestamp '2024-01-01 16:40')")
+    assert project.snapshot("events_snap").success
+    meta = project.metadata("events_snap")
+    # id 1, id 2 and the boundary row id 1000 (read again) replace their rows; 5000 is new.
+    assert (meta["refresh"], meta["inserted_rows"], meta["updated_rows"], meta["dagster/row_count"]) == ("incremental", 1, 3, 1001)
+    assert meta["dataplat/cursor"]["value"] == "2024-01-02 10:00:00"
+    table = project.table("events_snap")
+    ids = table.column("id").to_pylist()
+    assert len(ids) == len(set(ids)) == 1001 and set(ids) == {*range(1, 1001), 5000}
+    labels = dict(zip(ids, table.column("label").to_pylist()))
+    assert (labels[1], labels[2], labels[3], labels[5000]) == ("edited", "second edit", "event 3", "late")
+    assert table.schema.field("updated_at").type == "timestamp[us]"
+
+
+def test_a_row_at_the_cursor_boundary_is_not_lost_nor_appended_twice(events, tmp_path, postgres_server):
+    project = SnapshotProject(
+        tmp_path, {"pg": events}, {"events": {"connector": "pg", "table": "snap_events", "incremental_by": "updated_at"}},
+        {"events_snap": "events"},
+    )
+    assert project.snapshot("events_snap").success
+    with pg_connection(postgres_server) as db, db.cursor() as cursor:
+        cursor.execute("INSERT INTO snap_events VALUES (5000, 'late', timestamp '2024-01-01 16:40')")
+    assert project.snapshot("events_snap").success
+    meta = project.metadata("events_snap")
+    assert (meta["appended_rows"], meta["dagster/row_count"]) == (1, 1001)
+    ids = project.table("events_snap").column("id").to_pylist()
+    assert ids == [*range(1, 1001), 5000]
+
+
+def test_a_crash_after_the_data_write_then_a_refresh_appends_nothing_twice(events, tmp_path, postgres_server, monkeypatch):
+    from dataplat_dagster.datasets.storage import DatasetStore, DatasetVersion
+
+    project = SnapshotProject(
+        tmp_path, {"pg": events}, {"events": {"connector": "pg", "table": "snap_events", "incremental_by": "updated_at"}},
+        {"events_snap": "events"},
+    )
+    assert project.snapshot("events_snap").success
+    insert_events(postgres_server, 1001, 1250)
+
+    # The run dies once the new version's files are written, before it is made current: as
+    # after a kill, nothing cleans up (its folder stays), and no materialization is recorded.
+    def crash(*_args, **_kwargs):
+        raise KeyboardInterrupt("injected crash")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(DatasetStore, "_point", crash)
+        patched.setattr(DatasetVersion, "remove", lambda self: None)
+        assert not project.snapshot("events_snap").success
+    published = json.loads((project.folder("events_snap") / "current.json").read_text())
+    folders = [p for p in (project.folder("events_snap") / "versions").iterdir() if p.name != published["current"]]
+    assert len(folders) == 1 and published["versions"] == [published["current"]]  # the crashed run's, never published
+    crashed = folders[0]
+    assert pq.read_metadata(crashed / "data.parquet").num_rows == 1250 and (crashed / "manifest.json").is_file()
+    assert project.table("events_snap").num_rows == 1000 and project.materializations("events_snap") == 1
+
+    assert project.snapshot("events_snap").success
+    meta = project.metadata("events_snap")
+    assert (meta["appended_rows"], meta["dagster/row_count"]) == (250, 1250)
+    ids = project.table("events_snap").column("id").to_pylist()
+    assert ids == list(range(1, 1251))

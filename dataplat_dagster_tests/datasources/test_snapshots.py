@@ -14,6 +14,7 @@ from dagster import AssetKey
 from dataplat_dagster.connectors.models import GcsConnectorSpec
 from dataplat_dagster.connectors.registry import open_connector
 from dataplat_dagster_tests.datasources.snapshots import SnapshotProject, failure_message
+from dataplat_dagster_tests.conftest import stored
 from dataplat_dagster_tests.datasources.sources import (
     EU_CSV, S3_KEY_ENV, S3_SECRET_ENV, parquet_bytes, pg_connection, s3_connector, zipped,
 )
@@ -198,7 +199,7 @@ def test_deleting_a_snapshot_dataset_leaves_the_source_byte_for_byte_unchanged(p
     for dataset, source in (("orders_snap", "orders"), ("eu_snap", "eu")):
         ws.run("dataset", "import", "--datasource", source, "--name", dataset, "--no-profile", env=env)
         folder = ws.project_dir / "storage" / "datasets" / dataset
-        assert (folder / "data.parquet").exists()
+        assert stored(folder, "data.parquet").exists()
         ws.run("dataset", "delete", dataset, "--yes", env=env)
         assert not folder.exists()
     assert (table_digest(), file_digest()) == before

@@ -101,7 +101,8 @@ def test_an_import_runs_through_the_queue_and_the_daemon(deployment, client, peo
 
 def test_an_import_writes_to_the_bucket_only(client, people):
     keys = client.bucket_keys()
-    assert {"datasets/people/data.parquet", "datasets/people/profile.json", "_registry/datasets/people.json"} <= keys, keys
+    assert {"datasets/people/current.json", "_registry/datasets/people.json"} <= keys, keys
+    assert _has_version_file(keys, "people", "data.parquet") and _has_version_file(keys, "people", "profile.json"), keys
     # The raw upload is kept beside the data, on the bucket too.
     assert any(key.startswith("datasets/people/raw/") and key.endswith("/f.csv") for key in keys), keys
     for project_dir in (client.project_dir, client.code_server_project_dir):
@@ -118,7 +119,7 @@ def test_a_datasource_snapshot_reads_the_code_servers_database(deployment, clien
     assert run.status == DagsterRunStatus.SUCCESS
     # The run-level tag that the queue's per-connector limit counts.
     assert run.tags.get("dataplat/connector") == "shop_db"
-    assert "datasets/orders_snap/data.parquet" in client.bucket_keys("datasets/orders_snap/")
+    assert _has_version_file(client.bucket_keys("datasets/orders_snap/"), "orders_snap", "data.parquet")
 
 
 def test_an_export_writes_a_table_into_the_code_servers_database(client):
@@ -157,7 +158,7 @@ def test_the_main_job_launched_through_graphql(deployment, client):
     assert datasets["orders_scored"]["origin"] == "pipeline_output"
     assert _count(client.shop_db, new[0]) == datasets["orders_scored"]["rows"]
     keys = client.bucket_keys("datasets/")
-    assert {f"datasets/{name}/data.parquet" for name in PIPELINE_DATASETS} <= keys
+    assert all(_has_version_file(keys, name, "data.parquet") for name in PIPELINE_DATASETS), keys
 
 
 def test_results_through_graphql_postgresql_and_the_bucket(deployment, client, people):
@@ -178,8 +179,15 @@ def test_results_through_graphql_postgresql_and_the_bucket(deployment, client, p
 
     # Each finished run's record has its start and end (set by the run's own process).
     assert all(row["start_time"] and row["end_time"] and row["end_time"] >= row["start_time"] for row in runs), runs
-    profile = client.s3().get_object(Bucket=deployment.bucket, Key=client.project_prefix() + "datasets/people/profile.json")
+    folder = client.project_prefix() + "datasets/people/"
+    current = json.loads(client.s3().get_object(Bucket=deployment.bucket, Key=folder + "current.json")["Body"].read())["current"]
+    profile = client.s3().get_object(Bucket=deployment.bucket, Key=f"{folder}versions/{current}/profile.json")
     assert profile["ContentLength"] > 0
+
+
+def _has_version_file(keys, dataset: str, file: str) -> bool:
+    """Whether a version of ``dataset`` in the bucket holds ``file`` (``datasets/<name>/versions/<id>/<file>``)."""
+    return any(re.fullmatch(rf"datasets/{dataset}/versions/[^/]+/{re.escape(file)}", key) for key in keys)
 
 
 def test_every_dagster_service_of_the_compose_file_was_run(deployment):

@@ -271,6 +271,24 @@ def test_timestamped_twice_writes_two_files_with_their_rows(store, tmp_path):
         assert meta["export_mode"] == "timestamped"
 
 
+def test_two_timestamped_exports_in_the_same_second_both_succeed_and_sort_by_time(store, tmp_path, monkeypatch):
+    import dataplat_dagster.exporters.models as models
+
+    stamps = ["20260102_030405", "20260102_030405", "20260102_030406"]  # both start in the same second
+    monkeypatch.setattr(models, "timestamp_suffix", lambda moment=None: stamps.pop(0))
+    project = ExportProject(tmp_path, store)
+    project.exporter("preds_ts", mode="timestamped", path="out/preds.parquet")
+    results = [project.export("preds_ts", frame(start, n)) for start, n in ((0, 4), (100, 9))]
+    assert all(result.success for result in results), [failure_text(result) for result in results]
+
+    names = [project.metadata(result)["exported_to"] for result in results]
+    assert stamps == []  # the second found its second's name taken and took the next one
+    assert names == ["out/preds_20260102_030405.parquet", "out/preds_20260102_030406.parquet"]
+    assert store.names("out/") == names
+    pd.testing.assert_frame_equal(parquet_frame(store.read(names[0])), frame(0, 4))  # never replaced
+    pd.testing.assert_frame_equal(parquet_frame(store.read(names[1])), frame(100, 9))
+
+
 def test_retention_keeps_the_newest_and_spares_other_names(store, tmp_path):
     project = ExportProject(tmp_path, store)
     project.exporter("preds_ts", mode="timestamped", path="out/preds.parquet", retention=2)
@@ -367,7 +385,8 @@ def test_dataset_export_through_the_cli_to_s3(cli_workspace, s3_server, tmp_path
     assert table.column_names == ["order_id", "city", "amount"]
     assert table.to_pylist() == [{"order_id": 1, "city": "Paris", "amount": 10.5}, {"order_id": 2, "city": "Lyon", "amount": 7.25},
                                  {"order_id": 3, "city": "Nice", "amount": None}, {"order_id": 4, "city": "Lille", "amount": 99.0}]
-    stored = pq.read_table(ws.project_dir / "storage/datasets/sales/data.parquet")
+    ws.run("dataset", "download", "sales", "--format", "parquet", "--output", str(tmp_path / "stored.parquet"))
+    stored = pq.read_table(tmp_path / "stored.parquet")
     assert table.equals(stored)
 
     with ws.instance() as instance:

@@ -230,3 +230,87 @@ def test_markdown_description_holds_summary_and_both_images(profile, images):
     assert text.startswith("| Rows | Columns |")
     assert text.count("](data:image/png;base64,") == 2
     assert markdown_description(profile, {}).count("data:image") == 0
+
+
+# -- what the pixels say ------------------------------------------------------------
+
+
+def pixels(png: bytes) -> Image.Image:
+    return Image.open(io.BytesIO(png)).convert("RGB")
+
+
+def near(colour: tuple[int, int, int], expected: tuple[int, int, int], tolerance: int = 12) -> bool:
+    """The palette quantization moves a flat colour by a few units at most."""
+    return all(abs(a - b) <= tolerance for a, b in zip(colour, expected))
+
+
+def bar_runs(image: Image.Image, axis: str) -> list[tuple[int, int, int]]:
+    """The bars, as (start, end, length) along ``axis``: runs of x (vertical bars) or y
+    (horizontal ones) holding bar-coloured pixels; length is the longest line of them."""
+    width, height = image.size
+    data = image.load()
+    outer, inner = (range(width), range(height)) if axis == "x" else (range(height), range(width))
+    lengths = []
+    for a in outer:
+        points = (data[a, b] if axis == "x" else data[b, a] for b in inner)
+        lengths.append(sum(near(p, plots.BAR) for p in points))
+    runs, start = [], None
+    for k, length in enumerate([*lengths, 0]):
+        if length and start is None:
+            start = k
+        elif not length and start is not None:
+            runs.append((start, k - 1, max(lengths[start:k])))
+            start = None
+    return runs
+
+
+def test_histogram_bars_stand_where_the_counts_say():
+    counts = [2, 0, 8, 4, 1]
+    column = {"name": "n", "type": "float", "histogram": {"edges": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "counts": counts}}
+    bars = bar_runs(pixels(distribution_grid_png({"columns": [column]})), "x")
+    # One bar per non-empty bin, left to right; the empty bin leaves a bin-wide gap.
+    assert len(bars) == 4
+    width = bars[0][1] - bars[0][0] + 1
+    assert all(abs((end - start + 1) - width) <= 1 for start, end, _ in bars)
+    gap = bars[1][0] - bars[0][1]
+    assert abs(gap - (bars[2][0] - bars[1][1]) - width) <= 2
+    # Heights in proportion to the counts (the tallest bin sets the scale).
+    heights = [length for _, _, length in bars]
+    tallest = heights[1]
+    assert tallest > 100
+    for height, count in zip(heights, [2, 8, 4, 1]):
+        assert height == pytest.approx(tallest * count / 8, abs=2)
+
+
+def test_top_value_bars_are_as_long_as_the_counts():
+    column = text_column("city", [50, 30, 10])
+    bars = bar_runs(pixels(distribution_grid_png({"columns": [column]})), "y")
+    assert len(bars) == 3
+    lengths = [length for _, _, length in bars]
+    # Drawn top to bottom from the most frequent, lengths proportional to the counts.
+    assert lengths[0] > 100
+    assert lengths[1] == pytest.approx(lengths[0] * 30 / 50, abs=2)
+    assert lengths[2] == pytest.approx(lengths[0] * 10 / 50, abs=2)
+
+
+def test_blank_panels_have_no_bars():
+    # A count of 0 draws nothing: the chart must not invent bars.
+    column = {"name": "n", "type": "float", "histogram": {"edges": [0.0, 1.0, 2.0], "counts": [0, 0]}}
+    assert bar_runs(pixels(distribution_grid_png({"columns": [column]})), "x") == []
+
+
+def test_heatmap_cells_have_the_colour_of_their_value():
+    names = ["a", "b", "c"]
+    matrix = [[1.0, -0.8, None], [-0.8, 1.0, 0.0], [None, 0.0, 1.0]]
+    image = pixels(correlation_heatmap_png({"columns": [], "correlations": {"pearson": {"columns": names, "matrix": matrix}}}))
+    layout = plots._HeatmapLayout.plan(names)
+    for i, row in enumerate(matrix):
+        for j, value in enumerate(row):
+            # Near the cell's corner: the value's annotation is written in its middle.
+            x = layout.matrix.left + j * layout.cell + 4
+            y = layout.matrix.top + i * layout.cell + 4
+            expected = plots.MISSING_CELL if value is None else plots._diverging(value)
+            assert near(image.getpixel((int(x), int(y))), expected), (i, j, image.getpixel((int(x), int(y))))
+    # +1 is dark red, -0.8 blue: the scale's ends are not confused.
+    red, blue = plots._diverging(1.0), plots._diverging(-0.8)
+    assert red[0] > red[2] + 50 and blue[2] > blue[0] + 50

@@ -174,7 +174,9 @@ def test_empty_file_has_no_statistics(tmp_path):
     n = column(profile, "n")
     assert (n["min"], n["mean"], n["histogram"]) == (None, None, None)
     assert column(profile, "s")["top_values"] == []
-    assert profile["correlations"] == {"pearson": None, "cramers_v": None}
+    correlations = profile["correlations"]
+    assert (correlations["pearson"], correlations["cramers_v"]) == (None, None)
+    assert correlations["selection"]["pearson"]["eligible"] == 0
 
 
 def test_all_null_column(tmp_path):
@@ -182,7 +184,9 @@ def test_all_null_column(tmp_path):
     profile = profile_parquet(path)
     n = column(profile, "n")
     assert (n["missing"], n["distinct"], n["histogram"]) == (2, 0, None)
-    assert profile["correlations"]["pearson"]["matrix"] == [[None, None], [None, 1.0]]
+    # An empty column correlates with nothing: it is not paired, and one column is no pair.
+    assert profile["correlations"]["pearson"] is None
+    assert profile["correlations"]["selection"]["pearson"]["eligible"] == 1
 
 
 def test_large_files_use_approximate_distinct(tmp_path, monkeypatch):
