@@ -20,6 +20,7 @@ from pydantic import Field, PrivateAttr
 
 from dataplat_dagster.connectors.base import ConnectorResource, env_reference, project_path
 from dataplat_dagster.connectors.checks import CheckReport, Checker, StepFailed, resolve_host, tcp_connect
+from dataplat_dagster.connectors.query_stream import QueryStream
 from dataplat_dagster.connectors.secrets import error_text
 from dataplat_dagster.errors import ConnectorError
 
@@ -149,8 +150,9 @@ class SqlConnector(ConnectorResource):
 
     # -- Arrow bulk paths ---------------------------------------------------------------
 
-    def read_arrow(self, query: str, *, database: Optional[str] = None, batch_rows: int = BATCH_ROWS):
-        """A ``pyarrow.RecordBatchReader`` over the query's rows, streamed from the server."""
+    def read_arrow(self, query: str, *, database: Optional[str] = None, batch_rows: int = BATCH_ROWS) -> QueryStream:
+        """The query's rows as Arrow batches, streamed from the server; close the stream
+        (or read it to the end) to end the query."""
         if self.backend == "postgresql":
             return self._adbc_read(query, database)
         return self._sqlalchemy_read(query, database, batch_rows)
@@ -208,14 +210,13 @@ class SqlConnector(ConnectorResource):
             raise self.fail(f"the query failed: {_short(error)}") from None
 
         def batches():
-            with stack:
-                for batch in reader:
-                    try:
-                        yield _cast_numeric(batch, schema)
-                    except ConnectorError as error:
-                        raise self.fail(str(error)) from None
+            for batch in reader:
+                try:
+                    yield _cast_numeric(batch, schema)
+                except ConnectorError as error:
+                    raise self.fail(str(error)) from None
 
-        return pa.RecordBatchReader.from_batches(schema, batches())
+        return QueryStream(schema, batches(), stack)
 
     def _numeric_types(self, cursor, query: str, schema) -> dict:
         """The Arrow field of each ``numeric`` column of ``schema``, by position. ADBC hands
@@ -256,7 +257,6 @@ class SqlConnector(ConnectorResource):
         return rows
 
     def _sqlalchemy_read(self, query: str, database: Optional[str], batch_rows: int):
-        import pyarrow as pa
         from sqlalchemy import text
 
         from dataplat_dagster.connectors.sql_types import rows_schema, rows_to_batch
@@ -281,16 +281,15 @@ class SqlConnector(ConnectorResource):
             raise self.fail(f"the query failed: {_short(error)}") from None
 
         def batches():
-            with stack:
-                rows = first
-                while rows:
-                    try:
-                        yield rows_to_batch(rows, schema)
-                    except ConnectorError as error:
-                        raise self.fail(str(error)) from None
-                    rows = result.fetchmany(batch_rows)
+            rows = first
+            while rows:
+                try:
+                    yield rows_to_batch(rows, schema)
+                except ConnectorError as error:
+                    raise self.fail(str(error)) from None
+                rows = result.fetchmany(batch_rows)
 
-        return pa.RecordBatchReader.from_batches(schema, batches())
+        return QueryStream(schema, batches(), stack)
 
     def _sqlite_declared_types(self, connection, query: str) -> Optional[list[str]]:
         if self.backend != "sqlite":
