@@ -20,7 +20,7 @@ def test_create_list_show_export_and_delete(cli_workspace):
     ws.run("exporter", "create", "latest", "--connector", "shop_db", "--mode", "overwrite", "--table", "latest sales")
     ws.run("exporter", "create", "files", "--connector", "lake", "--mode", "overwrite", "--path", "out/sales.csv")
     saved = yaml.safe_load((ws.project_dir / "dataplat.yaml").read_text())["exporters"]
-    assert saved["preds"] == {"connector": "shop_db", "mode": "timestamped", "table": "predictions", "retention": 3, "datasets": []}
+    assert saved["preds"] == {"connector": "shop_db", "mode": "timestamped", "table": "predictions", "retention": 3, "on_dependents": "refuse", "datasets": []}
 
     listed = ws.run("exporter", "list", "--json").json()
     assert [(e["name"], e["mode"], e["target"], e["format"]) for e in listed] == [

@@ -79,10 +79,19 @@ def test_check_passes_every_step_with_write(sftp_server, folder, make_connector)
     assert sorted(path.name for path in (sftp_server.home / folder).iterdir()) == ["in"]  # the sentinel is gone
 
 
-def test_check_of_the_home_passes_over_the_locked_folder(sftp_server, make_connector):
-    report = make_connector(sftp_server).check()
+def test_check_passes_over_a_folder_it_may_not_list_on_its_way_to_a_file(sftp_server, folder, make_connector):
+    # Walked in name order: the root-only folder comes first, the readable file after it.
+    locked = sftp_server.home / folder / "a-locked"
+    locked.mkdir()
+    (locked / "secret.txt").write_text("root only\n")
+    locked.chmod(0o700)
+    connector = make_connector(sftp_server, root=folder)
+    write_file(connector, "b/data.txt", b"readable\n")
+    report = connector.check()
     assert report.ok, report.to_json()
-    assert f"permission denied listing {sftp_server.locked_dir!r}" in report.steps[5].message
+    steps = {step.step: step.message for step in report.steps}
+    assert steps["list"] == "the root folder holds 0 files and 2 folders; permission denied listing 'a-locked'"
+    assert "b/data.txt" in steps["read"]
 
 
 def test_wrong_port_fails_at_connect(sftp_server, make_connector):

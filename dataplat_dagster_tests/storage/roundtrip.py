@@ -6,7 +6,7 @@ import pyarrow.csv as pacsv
 import yaml
 
 PEOPLE = "id,name,score\n1,Ann,3.5\n2,Bob,4.0\n3,Cid,\n"
-PROFILED = ("data.parquet", "profile.json", "report.html")
+PROFILED = ("data.parquet", "profile.json", "report.html", "manifest.json")
 
 
 def use_storage(ws, storage_root: str, connector: str) -> None:
@@ -20,6 +20,14 @@ def use_storage(ws, storage_root: str, connector: str) -> None:
 def dataset_objects(names: Callable[[str], list[str]], dataset: str) -> list[str]:
     """The dataset's object names under the project's prefix ``shop/``, from its folder."""
     return [name.removeprefix(f"shop/datasets/{dataset}/") for name in names(f"shop/datasets/{dataset}/")]
+
+
+def current_version_files(stored: list[str]) -> set[str]:
+    """The files of the one version stored (``versions/<id>/...``), beside the pointer ``current.json``."""
+    versions = {name.split("/")[1] for name in stored if name.startswith("versions/")}
+    assert len(versions) == 1 and "current.json" in stored, stored
+    prefix = f"versions/{versions.pop()}/"
+    return {name.removeprefix(prefix) for name in stored if name.startswith(prefix)}
 
 
 def assert_round_trip(ws, tmp_path, names: Callable[[str], list[str]], env: dict[str, str]) -> None:
@@ -36,7 +44,7 @@ def assert_round_trip(ws, tmp_path, names: Callable[[str], list[str]], env: dict
     assert shown["summary"]["rows"] == 3 and [c["name"] for c in shown["columns"]] == ["id", "name", "score"]
 
     stored = dataset_objects(names, "people")
-    assert set(PROFILED) <= set(stored), stored
+    assert set(PROFILED) <= current_version_files(stored), stored
     raw = [name for name in stored if name.startswith("raw/")]
     assert len(raw) == 1 and raw[0].endswith("/people.csv"), stored
     assert names("shop/_registry/datasets/") == ["shop/_registry/datasets/people.json"]
@@ -49,7 +57,7 @@ def assert_round_trip(ws, tmp_path, names: Callable[[str], list[str]], env: dict
     listed = {item["name"]: item for item in ws.run("dataset", "list", "--json", env=env).json()}
     assert list(listed) == ["customers"] and listed["customers"]["status"] == "ready"
     assert dataset_objects(names, "people") == []
-    assert set(PROFILED) <= set(dataset_objects(names, "customers"))
+    assert set(PROFILED) <= current_version_files(dataset_objects(names, "customers"))
     assert names("shop/_registry/datasets/") == ["shop/_registry/datasets/customers.json"]
 
     ws.run("dataset", "delete", "customers", "--yes", env=env)
