@@ -45,5 +45,7 @@ ui: install
 bench: install
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/profile.py
+	$(BIN)/python bench/profile.py --wide
+	$(BIN)/python bench/definitions_load.py
 	$(BIN)/python bench/datasources.py
 	$(BIN)/python bench/exporters.py
