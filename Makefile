@@ -25,11 +25,14 @@ install: $(STAMP)
 # database" to a new timestamped table in it (each run adds one; the exporter keeps 10).
 demo: install
 	$(BIN)/python projects/demo/make_shop_db.py
+	$(BIN)/python projects/demo/make_shapes.py
 	$(BIN)/dagster job execute -f projects/demo/definitions.py -d projects/demo -j main
 	@echo
 	$(BIN)/dataplat --workspace . --project demo exporter show scored_orders_out
 	@echo
 	$(BIN)/dataplat --workspace . --project demo dataset list
+	@echo
+	$(BIN)/dataplat --workspace . --project demo image-folder list
 	@echo
 	@echo "Look at it: DAGSTER_HOME=$(CURDIR) $(BIN)/dagster dev -w workspace.yaml  (then open http://127.0.0.1:3000),"
 	@echo "            $(BIN)/dataplat dataset show sales, and the HTML reports under projects/demo/storage/datasets/."

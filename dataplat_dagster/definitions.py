@@ -23,6 +23,9 @@ from dataplat_dagster.datasets.storage import project_root
 from dataplat_dagster.datasets.versions import rollback_job
 from dataplat_dagster.datasources.assets import datasource_source_spec, snapshot_asset
 from dataplat_dagster.datasources.automation import datasource_automation
+from dataplat_dagster.images.assets import IO_MANAGER_KEY as IMAGE_FOLDERS_IO_MANAGER_KEY
+from dataplat_dagster.images.assets import image_folder_asset
+from dataplat_dagster.images.loading import ImageFolderIOManager
 from dataplat_dagster.exporters.export_job import export_dataset_job, export_target_spec
 from dataplat_dagster.exporters.io_manager import ExporterIOManager
 from dataplat_dagster.workspace import Project
@@ -52,6 +55,7 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
         for name, spec in catalog.datasets.items()
         if spec.origin not in PIPELINE_ORIGINS
     ]
+    assets += [image_folder_asset(project, root, name, spec) for name, spec in catalog.image_folders.items()]
     jobs = []
     if assets:
         jobs.append(
@@ -59,11 +63,14 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
                 DATASETS_JOB,
                 selection=AssetSelection.assets(*assets),
                 executor_def=in_process_executor,
-                description=f"Parse and profile the datasets of project {project.name!r}.",
+                description=f"Parse and profile the datasets, and import the image folders, of project {project.name!r}.",
                 tags={"dataplat/project": project.name},
             )
         )
-    resources = {IO_MANAGER_KEY: DatasetIOManager(project=project.name)}
+    resources = {
+        IO_MANAGER_KEY: DatasetIOManager(project=project.name),
+        IMAGE_FOLDERS_IO_MANAGER_KEY: ImageFolderIOManager(project=project.name),
+    }
     # Each connector is a resource under its own name; secrets stay EnvVar references.
     for name, spec in catalog.connectors.items():
         resources[name] = build_connector(name, spec, project.dir)

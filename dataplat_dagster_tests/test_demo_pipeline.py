@@ -51,8 +51,9 @@ def scored_tables(db: sqlite3.Connection) -> list[str]:
 
 def test_the_demo_main_job_runs_the_pipeline_and_exports_a_timestamped_table(demo_workspace):
     ws = demo_workspace
-    made = run(ws, sys.executable, "projects/demo/make_shop_db.py")
-    assert made.returncode == 0, made.stderr
+    for script in ("make_shop_db.py", "make_shapes.py"):
+        made = run(ws, sys.executable, f"projects/demo/{script}")
+        assert made.returncode == 0, made.stderr
     database = ws / "projects" / "demo" / "external" / "shop.db"
     assert database.is_file()
 
@@ -104,4 +105,13 @@ def test_the_demo_main_job_runs_the_pipeline_and_exports_a_timestamped_table(dem
     for name, (origin, rows) in expected.items():
         assert (datasets[name]["origin"], datasets[name]["status"], datasets[name]["rows"]) == (origin, "ready", rows), datasets[name]
     assert datasets["customers"]["status"] == "ready" and datasets["sales"]["status"] == "ready"
+
+    # The image folder the demo draws, imported by the same job: 12 images of each of 3 labels.
+    listed = run(ws, str(BIN / "dataplat"), "--workspace", str(ws), "--project", "demo", "image-folder", "show", "shapes", "--json")
+    assert listed.returncode == 0, listed.stderr
+    shown = json.loads(listed.stdout)
+    assert (shown["status"], shown["images"], shown["labels"]) == ("ready", 36, 3)
+    assert [(entry["label"], entry["index"], entry["images"]) for entry in shown["summary"]["labels"]] == [
+        ("circle", 0, 12), ("square", 1, 12), ("triangle", 2, 12)]
+    assert shown["summary"]["formats"] == {"JPEG": 18, "PNG": 18}
     print(f"first run of the main job: {first_run_s:.1f} s")

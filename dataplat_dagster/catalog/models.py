@@ -20,7 +20,7 @@ PIPELINE_ORIGINS = ("pipeline_output", "pipeline_intermediate")
 
 
 # Resource keys every project's code location already uses; connectors are keyed by name.
-RESERVED_RESOURCE_KEYS = ("io_manager", "dataplat_datasets")
+RESERVED_RESOURCE_KEYS = ("io_manager", "dataplat_datasets", "dataplat_image_folders")
 
 
 class _Strict(BaseModel):
@@ -38,6 +38,18 @@ class DatasetSpec(_Strict):
     description: str | None = None
     source: FileSource | None = Field(None, description="The flat file this dataset is parsed from.")
     datasource: str | None = Field(None, description="The datasource this dataset is a snapshot of.")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    renamed_from: list[str] = Field(default_factory=list, description="Earlier names, newest last.")
+
+
+class ImageFolderSpec(_Strict):
+    """An image folder: the images of an uploaded zip (or folder), subfolders as labels."""
+
+    origin: Literal["file_upload"] = "file_upload"  # only ever from an upload: no datasource, no connector
+    description: str | None = None
+    source: str | None = Field(
+        None, description="A declared image folder's zip or folder of images, relative to the project folder: "
+        "what a run imports when it is given no upload.")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     renamed_from: list[str] = Field(default_factory=list, description="Earlier names, newest last.")
 
@@ -105,6 +117,8 @@ class ProjectCatalog(_Strict):
     )
     description: str | None = None
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
+    image_folders: dict[str, ImageFolderSpec] = Field(
+        default_factory=dict, description="Image folders; imported ones are in the run-time registry, not here.")
     connectors: dict[str, ConnectorSpec] = Field(default_factory=dict)
     datasources: dict[str, DatasourceSpec] = Field(default_factory=dict)
     exporters: dict[str, ExporterSpec] = Field(default_factory=dict)

@@ -16,9 +16,10 @@ the materialization's metadata.
 
 from __future__ import annotations
 
+from pydantic import BaseModel
 from upath import UPath
 
-from dataplat_dagster.catalog.models import DatasetSpec, ProjectCatalog
+from dataplat_dagster.catalog.models import DatasetSpec, ImageFolderSpec, ProjectCatalog
 from dataplat_dagster.datasets.storage import write_exclusive
 
 REGISTRY_FOLDER = "_registry"
@@ -28,12 +29,13 @@ class Registry:
     def __init__(self, root: UPath):
         self.folder = root / REGISTRY_FOLDER
 
-    def _dataset_path(self, name: str) -> UPath:
-        return self.folder / "datasets" / f"{name}.json"
+    # Datasets and image folders: one JSON object per entry, in a folder of its own per section.
 
-    def datasets(self) -> dict[str, DatasetSpec]:
-        """The registered datasets, oldest first."""
-        folder = self.folder / "datasets"
+    def _entry_path(self, section: str, name: str) -> UPath:
+        return self.folder / section / f"{name}.json"
+
+    def _entries(self, section: str, model: type[BaseModel]) -> dict:
+        folder = self.folder / section
         if not folder.exists():
             return {}
         entries = [path.path for path in folder.iterdir() if path.name.endswith(".json") and not path.name.startswith(".")]
@@ -41,30 +43,54 @@ class Registry:
         # datasets on S3 loaded in 5.7 s reading them one by one). An entry removed while
         # listing is left out.
         contents = folder.fs.cat(entries, on_error="omit") if entries else {}
-        found = {
-            key.rsplit("/", 1)[-1][: -len(".json")]: DatasetSpec.model_validate_json(text)
-            for key, text in contents.items()
-        }
+        found = {key.rsplit("/", 1)[-1][: -len(".json")]: model.model_validate_json(text) for key, text in contents.items()}
         return dict(sorted(found.items(), key=lambda item: item[1].created_at))
 
-    def dataset(self, name: str) -> DatasetSpec | None:
+    def _entry(self, section: str, model: type[BaseModel], name: str):
         try:
-            return DatasetSpec.model_validate_json(self._dataset_path(name).read_text())
+            return model.model_validate_json(self._entry_path(section, name).read_text())
         except FileNotFoundError:
             return None
 
-    def add_dataset(self, name: str, spec: DatasetSpec) -> bool:
-        """Register ``name``; ``False`` if another process registered it first."""
-        return write_exclusive(self._dataset_path(name), spec.model_dump_json(exclude_none=True).encode())
+    def _add(self, section: str, name: str, spec: BaseModel) -> bool:
+        return write_exclusive(self._entry_path(section, name), spec.model_dump_json(exclude_none=True).encode())
 
-    def remove_dataset(self, name: str) -> None:
-        path = self._dataset_path(name)
+    def _remove(self, section: str, name: str) -> None:
+        path = self._entry_path(section, name)
         if path.exists():
             path.unlink()
+
+    def datasets(self) -> dict[str, DatasetSpec]:
+        """The registered datasets, oldest first."""
+        return self._entries("datasets", DatasetSpec)
+
+    def dataset(self, name: str) -> DatasetSpec | None:
+        return self._entry("datasets", DatasetSpec, name)
+
+    def add_dataset(self, name: str, spec: DatasetSpec) -> bool:
+        """Register ``name``; ``False`` if another process registered it first."""
+        return self._add("datasets", name, spec)
+
+    def remove_dataset(self, name: str) -> None:
+        self._remove("datasets", name)
         for exporter in self.exports():
             marker = self.folder / "exports" / exporter / name
             if marker.exists():
                 marker.unlink()
+
+    def image_folders(self) -> dict[str, ImageFolderSpec]:
+        """The imported image folders, oldest first."""
+        return self._entries("image_folders", ImageFolderSpec)
+
+    def image_folder(self, name: str) -> ImageFolderSpec | None:
+        return self._entry("image_folders", ImageFolderSpec, name)
+
+    def add_image_folder(self, name: str, spec: ImageFolderSpec) -> bool:
+        """Register ``name``; ``False`` if another process registered it first."""
+        return self._add("image_folders", name, spec)
+
+    def remove_image_folder(self, name: str) -> None:
+        self._remove("image_folders", name)
 
     def exports(self) -> dict[str, list[str]]:
         """The datasets exported through each exporter: the lineage edges to its target."""
@@ -94,12 +120,15 @@ def project_catalog(project) -> ProjectCatalog:
     datasets = {**declared.datasets}
     for name, spec in registry.datasets().items():
         datasets.setdefault(name, spec)
+    image_folders = {**declared.image_folders}
+    for name, spec in registry.image_folders().items():
+        image_folders.setdefault(name, spec)
     edges = registry.exports()
     exporters = {
         name: spec.model_copy(update={"datasets": [*spec.datasets, *(d for d in edges.get(name, []) if d not in spec.datasets)]})
         for name, spec in declared.exporters.items()
     }
-    return declared.model_copy(update={"datasets": datasets, "exporters": exporters})
+    return declared.model_copy(update={"datasets": datasets, "image_folders": image_folders, "exporters": exporters})
 
 
 def project_registry(project, declared: ProjectCatalog | None = None) -> Registry:

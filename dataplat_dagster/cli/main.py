@@ -19,6 +19,7 @@ from dataplat_dagster.cli.context import CliContext
 from dataplat_dagster.cli.datasource import datasource
 from dataplat_dagster.cli.dataset import dataset
 from dataplat_dagster.cli.exporter import exporter
+from dataplat_dagster.cli.image_folder import image_folder
 from dataplat_dagster.cli.project import dev, init, project
 from dataplat_dagster.errors import DataplatError
 
@@ -43,6 +44,7 @@ cli.add_command(dataset)
 cli.add_command(connector)
 cli.add_command(datasource)
 cli.add_command(exporter)
+cli.add_command(image_folder)
 cli.add_command(dev)
 
 

@@ -198,7 +198,7 @@ def import_into_dataset(context: OpExecutionContext, project: Project, root: UPa
     from dataplat_dagster.datasets.assets import materialize_dataset
     from dataplat_dagster.ingest.detect import detect_dialect
     from dataplat_dagster.ingest.dialect import CsvOverrides
-    from dataplat_dagster.datasets.importing import _stage_upload
+    from dataplat_dagster.datasets.importing import stage_upload
     from dataplat_dagster.workspace import check_name
 
     name = config.name or sanitized_name(config.path)
@@ -223,7 +223,7 @@ def import_into_dataset(context: OpExecutionContext, project: Project, root: UPa
             dialect = detect_dialect(local, CsvOverrides(**options.model_dump()))
         except DataplatError as error:
             raise DataplatError(str(error).replace(str(local), label)) from None
-        upload = _stage_upload(store, local)
+        upload = stage_upload(store, local)
     registered = False
     try:
         # Create-if-absent: another import of the same name, from any host, may have been first.

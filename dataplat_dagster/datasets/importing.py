@@ -79,7 +79,7 @@ def start_import(
     dialect = detect_dialect(file, CsvOverrides(**options.model_dump()))
     root = project_root(project.dir, catalog)
     store, registry = DatasetStore(root, name), Registry(root)
-    upload = _stage_upload(store, file)
+    upload = stage_upload(store, file)
     if not existing:
         _register(registry, name, DatasetSpec(origin="file_upload"), lambda: lifecycle.remove_upload(store, upload))
     op_config = {"profile": profile, "dialect": json.dumps(dialect.to_json()), "upload": upload,
@@ -177,7 +177,7 @@ def _unregister(registry: Registry, store: DatasetStore) -> None:
     store.delete()
 
 
-def _stage_upload(store: DatasetStore, file: Path) -> str:
+def stage_upload(store: DatasetStore, file: Path) -> str:
     """Copy the upload to ``raw/<id>/<file name>`` in the dataset's storage folder; returns
     that relative name (the run's ``upload`` config)."""
     relative = f"{storage.RAW_FOLDER}/{uuid.uuid4().hex[:12]}/{file.name}"

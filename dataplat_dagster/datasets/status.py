@@ -50,17 +50,17 @@ def dataset_infos(
 def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey, entry) -> DatasetInfo:
     materialization = entry.last_materialization if entry else None
     metadata = materialization.asset_materialization.metadata if materialization else {}
-    status, error, run_id = _status(instance, entry, materialization)
+    status, error, run_id = run_status(instance, entry, materialization)
     return DatasetInfo(
         name=name,
         origin=spec.origin,
         status=status,
         error=error,
-        rows=_value(metadata, "dagster/row_count"),
-        columns=_value(metadata, "columns_count"),
-        size_bytes=_value(metadata, "size_bytes"),
+        rows=metadata_value(metadata, "dagster/row_count"),
+        columns=metadata_value(metadata, "columns_count"),
+        size_bytes=metadata_value(metadata, "size_bytes"),
         created_at=spec.created_at.isoformat(timespec="seconds"),
-        materialized_at=_timestamp(materialization),
+        materialized_at=materialized_at(materialization),
         datasource=spec.datasource,
         run_id=run_id,
         asset_key=list(key.path),
@@ -68,7 +68,7 @@ def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey
     )
 
 
-def _status(instance: DagsterInstance, entry, materialization) -> tuple[str, str | None, str | None]:
+def run_status(instance: DagsterInstance, entry, materialization) -> tuple[str, str | None, str | None]:
     last_run_id = entry.last_run_id if entry else None
     run = instance.get_run_by_id(last_run_id) if last_run_id else None
     materialized_run_id = materialization.run_id if materialization else None
@@ -82,12 +82,12 @@ def _status(instance: DagsterInstance, entry, materialization) -> tuple[str, str
     return "not_materialized", None, None
 
 
-def _value(metadata: dict, key: str):
+def metadata_value(metadata: dict, key: str):
     value = metadata.get(key)
     return value.value if value is not None else None
 
 
-def _timestamp(materialization) -> str | None:
+def materialized_at(materialization) -> str | None:
     if materialization is None:
         return None
     from datetime import datetime, timezone

@@ -414,10 +414,11 @@ class DatasetStore(_StoredFiles):
     version current when asked; a reader that needs several files of one version resolves
     it once with ``current()``."""
 
-    def __init__(self, root: UPath, name: str):
+    def __init__(self, root: UPath, name: str, section: str = "datasets"):
         self.root = root
         self.name = name
-        self.folder = root / "datasets" / name
+        self.section = section  # "datasets", or "image_folders": the same versioned layout
+        self.folder = root / section / name
 
     def path(self, file: str) -> UPath:
         if file in VERSION_FILES:
@@ -541,7 +542,7 @@ class DatasetStore(_StoredFiles):
             _remove_tree(self.folder)
 
     def move_to(self, new_name: str) -> DatasetStore:
-        target = DatasetStore(self.root, new_name)
+        target = DatasetStore(self.root, new_name, self.section)
         if self.folder.exists():
             if is_local(self.folder):
                 Path(target.folder).parent.mkdir(parents=True, exist_ok=True)
@@ -552,10 +553,13 @@ class DatasetStore(_StoredFiles):
 
 
 def _put(local_file: Path, target: UPath) -> None:
-    """``local_file`` to ``target`` in one step: a rename locally, one object write elsewhere."""
+    """``local_file`` to ``target`` in one step: a rename locally, one object write elsewhere.
+    A folder (an image folder's images) is renamed whole locally, uploaded file by file elsewhere."""
     if is_local(target):
         Path(target).parent.mkdir(parents=True, exist_ok=True)
         os.replace(local_file, target)
+    elif Path(local_file).is_dir():
+        target.fs.put(str(local_file).rstrip("/") + "/", target.path.rstrip("/") + "/", recursive=True)
     else:
         target.fs.put_file(str(local_file), target.path)
 

@@ -18,6 +18,11 @@ from dataplat_dagster.workspace import Project, Workspace
 def export_dataset(instance: DagsterInstance, workspace: Workspace, project: Project, dataset: str, exporter: str) -> dict:
     """Export ``dataset`` through ``exporter`` and wait; returns what was written."""
     catalog = project_catalog(project)
+    if dataset in catalog.image_folders and dataset not in catalog.datasets:
+        raise DataplatError(
+            f"{dataset!r} is an image folder: image folders cannot be exported (they are source material for image "
+            f"experiments). Download it with `dataplat image-folder download {dataset} --output FILE.zip`."
+        )
     find_entry(catalog.datasets, "dataset", dataset, project.name)
     spec = find_entry(catalog.exporters, "exporter", exporter, project.name)
     if not DatasetStore(project_root(project.dir, catalog), dataset).exists(storage.DATA_FILE):

@@ -297,6 +297,10 @@ def _is_table_member(info: zipfile.ZipInfo) -> bool:
     return info.filename.lower().endswith(TABLE_SUFFIXES)
 
 
+# A zip mostly of these is an image folder's upload, not a table's.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp")
+
+
 def _member_count_error(path: Path, names: list[str], tables: list[zipfile.ZipInfo]) -> InputError:
     if tables:
         found = ", ".join(info.filename for info in tables[:10])
@@ -307,6 +311,12 @@ def _member_count_error(path: Path, names: list[str], tables: list[zipfile.ZipIn
     for marker, kind in _OFFICE_MARKERS.items():
         if any(name.startswith(marker) for name in names) and "[Content_Types].xml" in names:
             return _not_text(TableSource(path, "zip"), kind)
+    images = [name for name in names if name.lower().endswith(IMAGE_SUFFIXES)]
+    if images and len(images) * 2 >= len([name for name in names if not name.endswith("/")]):
+        return InputError(
+            f"{path} is a zip of images ({images[0]}, ...), not of a table: import it as an image folder with "
+            f"`dataplat image-folder import {path.name} --name NAME`."
+        )
     listed = ", ".join(names[:10]) or "nothing"
     suffixes = "/".join(TABLE_SUFFIXES)
     return InputError(

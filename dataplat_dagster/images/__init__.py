@@ -1,0 +1,1 @@
+"""Image folders: zips of labelled images stored as Dagster assets, their manifest and detail page."""
