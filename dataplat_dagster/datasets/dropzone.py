@@ -30,6 +30,9 @@ import's (``parsing`` while it runs, ``failed: reason`` when a replace failed, a
 last run), the op reports the asset's materialization as planned, as Dagster does when it
 creates an asset run, once the file is staged: where the CLI would have created its run.
 
+A zip whose files are images goes in as an image folder instead (``import_into_image_folder``),
+by the function the image folder's asset runs, with the same bookkeeping.
+
 The sensor lists the drop zone every ``interval_s`` seconds (``dropzone: {interval_s: 30}``
 in ``dataplat.yaml``) and asks for one ``import_file`` run per new file once it has stopped
 changing: its version (size, mtime, etag where the store has one) the same on two
@@ -219,6 +222,9 @@ def import_into_dataset(context: OpExecutionContext, project: Project, root: UPa
     store, registry = storage.DatasetStore(root, name), Registry(root)
     key = AssetKey(dataset_key(project.name, name))
     with _local_file(project, catalog, root, config) as (local, label):
+        if is_image_zip(local):
+            import_into_image_folder(context, project, root, name, local, label, config.replace)
+            return
         try:
             dialect = detect_dialect(local, CsvOverrides(**options.model_dump()))
         except DataplatError as error:
@@ -253,6 +259,52 @@ def import_into_dataset(context: OpExecutionContext, project: Project, root: UPa
     context.log_event(AssetMaterialization(asset_key=key, metadata=metadata, description=f"Imported from {label}."))
     rows, columns = metadata["dagster/row_count"].value, metadata["columns_count"].value
     context.log.info(f"Dataset {name!r} is ready: {rows:,} rows × {columns} columns.")
+    if not existing:
+        _reload_code_location(context, project)
+
+
+def is_image_zip(path: Path) -> bool:
+    """A zip whose files are mostly images (by their names): an image folder's upload."""
+    import zipfile
+
+    from dataplat_dagster.ingest.sources import IMAGE_SUFFIXES
+
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        files = [name for name in archive.namelist() if not name.endswith("/") and not name.startswith("__MACOSX/")]
+    return bool(files) and 2 * sum(name.lower().endswith(IMAGE_SUFFIXES) for name in files) >= len(files)
+
+
+def import_into_image_folder(context: OpExecutionContext, project: Project, root: UPath, name: str, local: Path, label: str,
+                             replace: bool) -> None:
+    """A zip of images goes in as an image folder, as `dataplat image-folder import` does."""
+    from dataplat_dagster.catalog.models import ImageFolderSpec
+    from dataplat_dagster.catalog.registry import Registry, project_catalog
+    from dataplat_dagster.datasets.importing import stage_upload
+    from dataplat_dagster.images.assets import ImageFolderImportConfig, image_folder_key, image_folder_store, materialize_image_folder
+
+    existing = project_catalog(project).image_folders.get(name)
+    if existing and not replace:
+        raise DataplatError(
+            f"An image folder named {name!r} already exists in project {project.name!r}. Choose another name, or set "
+            "replace: true to import this zip as its new version."
+        )
+    store, registry = image_folder_store(root, name), Registry(root)
+    key = AssetKey(image_folder_key(project.name, name))
+    upload = stage_upload(store, local)
+    try:
+        if not existing and not registry.add_image_folder(name, ImageFolderSpec()):
+            raise DataplatError(f"An image folder named {name!r} was just created by another import; choose another name.")
+        _report_planned(context, key)
+    except BaseException:
+        lifecycle.remove_upload(store, upload)
+        raise
+    tags = {lifecycle.TAG_UNREGISTER: "false" if existing else "true"}
+    metadata = materialize_image_folder(context, project, store, key, existing or ImageFolderSpec(),
+                                        ImageFolderImportConfig(upload=upload), tags=tags)
+    context.log_event(AssetMaterialization(asset_key=key, metadata=metadata, description=f"Imported from {label}."))
+    context.log.info(f"Image folder {name!r} is ready: {metadata['images'].value:,} images.")
     if not existing:
         _reload_code_location(context, project)
 
@@ -403,7 +455,7 @@ def dropzone_sensor(project: Project, root: UPath, import_job: JobDefinition, se
         job=import_job,
         minimum_interval_seconds=interval,
         default_status=DefaultSensorStatus.STOPPED,
-        description=f"Import each new file of the drop zone ({shown}/) as a dataset once it stops changing, "
+        description=f"Import each new file of the drop zone ({shown}/) as a dataset (a zip of images as an image folder) once it stops changing, "
         f"looking every {interval} s; a taken name is replaced only with `dropzone: {{replace: true}}` in dataplat.yaml.",
     )
     def _dropzone(context: SensorEvaluationContext):
@@ -423,7 +475,8 @@ def dropzone_sensor(project: Project, root: UPath, import_job: JobDefinition, se
                 notes.append(f"{file.path} is new or changed ({file.version}): imported once it stays the same until the next look.")
                 continue
             name = sanitized_name(file.path)
-            existing = catalog.datasets.get(name)
+            # A zip may hold images: then it replaces an image folder of that name (see import_into_image_folder).
+            existing = catalog.datasets.get(name) or (catalog.image_folders.get(name) if file.path.lower().endswith(".zip") else None)
             why = _why_not(context, name, existing, replace, names)
             if why:
                 notes.append(f"{file.path}: {why}")

@@ -84,10 +84,10 @@ def _config_schema():
 
 
 def materialize_image_folder(context, project: Project, store: DatasetStore, key: AssetKey, spec: ImageFolderSpec,
-                             config: ImageFolderImportConfig) -> dict:
+                             config: ImageFolderImportConfig, tags: dict | None = None) -> dict:
     """Import the staged upload (else a declared image folder's source) as a new version; on
-    failure nothing is published, and a new image folder is unregistered if the run's tags
-    ask for it."""
+    failure nothing is published, and a new image folder is unregistered if ``tags`` (by
+    default the run's) ask for it. The asset runs it, and so does the ``import_file`` job."""
     from dataplat_dagster.catalog.registry import project_registry
 
     try:
@@ -103,7 +103,7 @@ def materialize_image_folder(context, project: Project, store: DatasetStore, key
             return _import(context, project, store, source, config.skip_invalid)
         return _report_current(store)
     except BaseException as error:  # also an interrupted run: nothing it staged stays
-        after_failure(context.instance, project_registry(project), store, key, context.run.tags)
+        after_failure(context.instance, project_registry(project), store, key, context.run.tags if tags is None else tags)
         if isinstance(error, (DataplatError, ValueError)):
             raise Failure(description=str(error), allow_retries=False) from None
         raise

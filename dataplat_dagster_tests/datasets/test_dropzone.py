@@ -364,3 +364,28 @@ def test_the_dropzone_is_listed_with_etags_on_s3(s3_server):
     modified = head["LastModified"].astimezone(timezone.utc).isoformat()
     assert files[0].version == f"8@{modified}#{head['ETag'].strip(chr(34))}"
     assert list_dropzone(dropzone.dropzone_folder(root / "elsewhere")) == []
+
+
+def test_a_zip_of_images_in_the_drop_zone_is_imported_as_an_image_folder(cli_workspace):
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    ws = cli_workspace
+    archive = ws.project_dir / "storage" / "dropzone" / "pets.zip"
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive, "w") as out:
+        for name, colour in {"cats/a.png": (255, 0, 0), "cats/b.png": (0, 255, 0), "dogs/c.png": (0, 0, 255)}.items():
+            image = io.BytesIO()
+            Image.new("RGB", (10, 10), colour).save(image, "PNG")
+            out.writestr(name, image.getvalue())
+    ok(execute(ws, path="pets.zip"))
+
+    listed = ws.run("image-folder", "list", "--json").json()
+    assert [(i["name"], i["status"], i["images"], i["labels"]) for i in listed] == [("pets", "ready", 3, 2)]
+    assert stored_datasets(ws) == []  # not a dataset
+    run, _ = last_run(ws)
+    assert listed[0]["run_id"] == run.run_id and run.job_name == "import_file"
+    assert not any((ws.project_dir / "storage/image_folders/pets/raw").glob("*/*"))  # the staged copy is gone
+    assert archive.exists()  # the dropped file stays

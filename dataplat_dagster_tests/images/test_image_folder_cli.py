@@ -83,7 +83,25 @@ def round_trip(ws, tmp_path, env=None):
     assert [(i["name"], i["status"], i["images"]) for i in listed] == [("pets", "ready", 6)]
     ws.run("image-folder", "download", "pets", "--output", str(tmp_path / "pets.zip"), env=env)
     assert zipped(tmp_path / "pets.zip") == IMAGES
+    check_torch_dataset(ws)
     return source
+
+
+def check_torch_dataset(ws):
+    """The image folder as a torch Dataset: (image, label index) in ImageFolder's numbering."""
+    import torch.utils.data
+
+    from dataplat_dagster import image_folder
+
+    dataset = image_folder("pets", ws.project_dir, transform=lambda image: image.size)
+    assert isinstance(dataset, torch.utils.data.Dataset) and dataset.classes == ["cats", "dogs"]
+    items = {path: dataset[k] for k, (path, _) in enumerate(dataset.samples)}
+    assert items == {"cats/black.jpg": ((20, 30), 0), "cats/tabby.png": ((24, 16), 0), "dogs/hound copy.jpg": ((20, 30), 1),
+                     "dogs/hound.jpg": ((20, 30), 1), "dogs/puppies/small.png": ((8, 8), 1)}  # the root image has no label
+    everything = image_folder("pets", ws.project_dir, unlabelled=True)
+    assert len(everything) == 6 and everything[[p for p, _ in everything.samples].index("unsorted.png")][1] == -1
+    image, label = next(iter(torch.utils.data.DataLoader(everything, batch_size=None)))
+    assert image.mode == "RGB" and label in (-1, 0, 1)
 
 
 def test_an_image_folder_round_trip_on_local_storage(cli_workspace, tmp_path):
@@ -112,10 +130,12 @@ def test_an_image_folder_round_trip_on_local_storage(cli_workspace, tmp_path):
     assert not stored.exists()
 
 
-def test_an_image_folder_round_trip_on_s3(cli_workspace, s3_server, tmp_path):
+def test_an_image_folder_round_trip_on_s3(cli_workspace, s3_server, tmp_path, monkeypatch):
     s3 = s3_server
     s3.reset()
     env = {"LAKE_KEY": s3.access_key, "LAKE_SECRET": s3.secret_key}
+    for variable, value in env.items():  # for the torch Dataset, read in this process
+        monkeypatch.setenv(variable, value)
     cli_workspace.run(
         "connector", "create", "s3", "lake", "--bucket", s3.bucket, "--region", s3.region,
         "--endpoint-url", s3.endpoint_url, "--access-key-env", "LAKE_KEY", "--secret-key-env", "LAKE_SECRET", env=env,
