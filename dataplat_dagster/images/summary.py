@@ -25,6 +25,8 @@ from __future__ import annotations
 import base64
 import contextlib
 
+from dataplat_dagster.cli.output import human_size
+
 # The dataset profile's drawing helpers and palette, so both kinds of asset page match.
 from dataplat_dagster.profile import plots
 from dataplat_dagster.profile.plots import (
@@ -446,19 +448,3 @@ def _number(value) -> str:
     if value is None:
         return "-"
     return f"{value:,}" if isinstance(value, int) else f"{value:,.1f}"
-
-
-def human_size(size: int | None) -> str:
-    """Bytes in B/KB/MB/GB, as the CLI writes them.
-
-    A copy of ``cli.output.human_size``: that module loads click, which the job that
-    materializes an image folder has no use for.
-    """
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
