@@ -200,3 +200,28 @@ def test_an_image_folder_is_not_exported(cli_workspace, tmp_path):
     ws.run("exporter", "create", "out", "--connector", "db", "--mode", "overwrite", "--table", "images")
     refused = ws.run("dataset", "export", "animals", "--exporter", "out", check=False)
     assert refused.code == 1 and "image folders cannot be exported" in refused.stderr
+
+
+def test_an_asset_of_the_project_takes_an_image_folder_as_input(cli_workspace, tmp_path):
+    from dagster import AssetIn, DagsterInstance, Definitions, asset
+
+    from dataplat_dagster import project_definitions
+    from dataplat_dagster.images.loading import StoredImageFolder
+
+    ws = cli_workspace
+    make_zip(tmp_path / "animals.zip", MEMBERS)
+    ws.run("image-folder", "import", str(tmp_path / "animals.zip"), "--name", "animals")
+
+    @asset(ins={"animals": AssetIn(key=["shop", "image_folders", "animals"])})
+    def images_per_label(animals: StoredImageFolder) -> dict:
+        widths = {path: animals.open(path).size[0] for path in animals.manifest["path"]}
+        return {"labels": animals.labels, "counts": animals.manifest.groupby("label").size().to_dict(), "widths": widths}
+
+    defs = Definitions.merge(project_definitions(ws.project_dir), Definitions(assets=[images_per_label]))
+    with DagsterInstance.ephemeral() as instance:
+        result = defs.get_implicit_global_asset_job_def().execute_in_process(
+            instance=instance, asset_selection=[images_per_label.key])
+    assert result.success
+    value = result.output_for_node("images_per_label")
+    assert value["labels"] == ["cats", "dogs"] and value["counts"] == {"cats": 2, "dogs": 3}
+    assert value["widths"]["dogs/puppies/small.png"] == 8 and len(value["widths"]) == 6
