@@ -273,7 +273,7 @@ def is_image_zip(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as archive:
         files = [name for name in archive.namelist() if not name.endswith("/") and not name.startswith("__MACOSX/")]
-    return bool(files) and 2 * sum(name.lower().endswith(IMAGE_SUFFIXES) for name in files) >= len(files)
+    return bool(files) and 2 * sum(name.lower().endswith(IMAGE_SUFFIXES) for name in files) > len(files)
 
 
 def import_into_image_folder(context: OpExecutionContext, project: Project, root: UPath, name: str, local: Path, label: str,

@@ -312,7 +312,7 @@ def _member_count_error(path: Path, names: list[str], tables: list[zipfile.ZipIn
         if any(name.startswith(marker) for name in names) and "[Content_Types].xml" in names:
             return _not_text(TableSource(path, "zip"), kind)
     images = [name for name in names if name.lower().endswith(IMAGE_SUFFIXES)]
-    if images and len(images) * 2 >= len([name for name in names if not name.endswith("/")]):
+    if images and len(images) * 2 > len([name for name in names if not name.endswith("/")]):
         return InputError(
             f"{path} is a zip of images ({images[0]}, ...), not of a table: import it as an image folder with "
             f"`dataplat image-folder import {path.name} --name NAME`."

@@ -284,9 +284,10 @@ def start_deployment(base: Path, postgres_server, s3_server) -> Iterator[Deploym
     services: dict[str, Service] = {}
     root, cwd, env = lay_out("code_server")
     _copy_project(REPO_ROOT / "projects" / "demo", cwd / "projects" / "demo")
-    # The image makes the demo's "external database" at build time (the Dockerfile's RUN).
-    subprocess.run([sys.executable, "projects/demo/make_shop_db.py"], cwd=cwd, env=env, check=True,
-                   capture_output=True, stdin=subprocess.DEVNULL)
+    # The image makes the demo's "external database" and image set at build time (the Dockerfile's RUN).
+    for script in ("make_shop_db.py", "make_shapes.py"):
+        subprocess.run([sys.executable, f"projects/demo/{script}"], cwd=cwd, env=env, check=True,
+                       capture_output=True, stdin=subprocess.DEVNULL)
     services["code_server"] = Service("code_server", root, command_for("code_server", host=HOST, port=code_server_port),
                                       cwd, env, base / "code_server.log")
     root, cwd, env = lay_out("webserver")
