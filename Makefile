@@ -52,3 +52,4 @@ bench: install
 	$(BIN)/python bench/definitions_load.py
 	$(BIN)/python bench/datasources.py
 	$(BIN)/python bench/exporters.py
+	$(BIN)/python bench/image_folders.py

@@ -9,8 +9,8 @@ always yields the same zip) and kept under ``bench/data/`` (git-ignored):
   large  random-noise PNGs of 2000 x 1500 (9 MB each, incompressible), 2 labels, stored,
          until the zip reaches ``--zip-mib`` (default 2,048 MiB).
 
-On the small zip, best of ``--repeat`` (default 3), the contenders taking turns so that a
-burst of load hits them alike:
+On the small zip, best of ``--repeat`` (default 3), the contenders taking turns (each one
+first in its round) so that a burst of load hits them alike:
 
   bare  a child process running the loop a user could write: ``zipfile``, and for each
         member Pillow's ``Image.open(...).verify()``, a second ``Image.open(...)`` +
@@ -23,14 +23,19 @@ burst of load hits them alike:
   (a)   ours end to end: ``dataplat image-folder import ZIP --name N`` in a fresh
         workspace (``dataplat init`` + ``project create``): the CLI, the copy of the zip
         into storage, the Dagster run and its records. The first import of the
-        workspace also creates the instance's databases; each image folder is deleted
-        (untimed) after its round.
+        workspace also creates the instance's databases; each round imports a new image
+        folder.
 
 bare and (b) are timed inside the child, interpreter start and imports apart (printed);
-(a) is the child's wall time. Peak RSS is the ``ru_maxrss`` that ``os.wait4`` reports for
-each child (its process tree), CPU seconds its user + system time.
+(a) is the child's wall time. Every contender starts after an ``os.sync()``, so that none
+pays for the writeback of the files the one before wrote. Peak RSS is the ``ru_maxrss``
+that ``os.wait4`` reports for each child (its process tree), CPU seconds its user + system
+time; a child's ``ru_maxrss`` starts from this process's peak, so this one stays small
+(the data is made in a child too; its own peak is printed at the end). What the
+contenders write is removed only at the end (see ``SCRATCH``).
 
-On the large zip, (b) once, and bare once for information: peak RSS and time.
+On the large zip (read once beforehand, as the small one, so both come from the page
+cache), (b) once, and bare once for information: peak RSS and time.
 
 Targets: (b) / bare <= 1.5 on the small zip ((a) / bare is printed for information); peak
 RSS of (b) on the 2 GiB zip under 500 MB (the zip is streamed, never held in memory).
@@ -43,6 +48,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -188,16 +194,17 @@ def work_ours(zip_path: Path, out: Path) -> dict:
     import logging
     from types import SimpleNamespace
 
+    # What the step imports when it starts (the asset's module imports them inside the run).
+    import PIL.Image  # noqa: F401
+    import pyarrow.parquet  # noqa: F401
+
     from dataplat_dagster.catalog.registry import project_catalog
     from dataplat_dagster.datasets.storage import DatasetStore, project_root
     from dataplat_dagster.images import archive, assets
     from dataplat_dagster.workspace import Workspace
 
-    # What the run imports when it starts the step (Pillow and pyarrow come with the asset).
-    import PIL.Image  # noqa: F401
-    import pyarrow.parquet  # noqa: F401
-
     imported = time.perf_counter()
+    rss_imported = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     project = Workspace.init(out).create_project(PROJECT)
     store = assets.image_folder_store(project_root(project.dir, project_catalog(project)), "bench_images")
     steps: dict[str, float] = {}
@@ -221,7 +228,7 @@ def work_ours(zip_path: Path, out: Path) -> dict:
     metadata = assets._import(context, project, store, zip_path, False)
     done = time.perf_counter()
     return {"seconds": done - ready, "imports_s": imported - started, "setup_s": ready - imported,
-            "images": metadata["images"].value, "steps": steps}
+            "images": metadata["images"].value, "steps": steps, "rss_imported_mib": rss_imported}
 
 
 # --- Measuring a child process -------------------------------------------------------------------
@@ -256,22 +263,33 @@ def run_measured(command: list[str], *, env: dict | None = None, cwd: Path | Non
     return measure
 
 
+# Every folder the contenders write, removed only when the bench ends: ext4 skips inodes
+# freed in the last 60 s (up to 360 s while their inode table block is unwritten) when it
+# allocates one (``recently_deleted`` in ``find_inode_bit``), so 10,000 files created just
+# after 10,000 were deleted cost about 5 s of kernel time instead of 0.5 s. Removing each
+# output at once would slow down whichever contender comes next.
+SCRATCH: list[Path] = []
+
+
+def scratch_folder(prefix: str) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=DATA_DIR))
+    SCRATCH.append(folder)
+    return folder
+
+
 def run_worker(contender: str, zip_path: Path) -> Measure:
-    """One run of bare or (b) in a child process, into a scratch folder removed afterwards."""
-    scratch = Path(tempfile.mkdtemp(prefix=f"images-{contender}-", dir=DATA_DIR))
-    try:
-        measure = run_measured([sys.executable, __file__, "--worker", contender, str(zip_path), str(scratch / "out")],
-                               env=dict(os.environ, DAGSTER_HOME=str(scratch)))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return measure
+    """One run of bare or (b) in a child process, into a scratch folder of its own."""
+    scratch = scratch_folder(f"images-{contender}-")
+    os.sync()  # no contender pays for the writeback of the one before
+    return run_measured([sys.executable, __file__, "--worker", contender, str(zip_path), str(scratch / "out")],
+                        env=dict(os.environ, DAGSTER_HOME=str(scratch)))
 
 
 class CliWorkspace:
     """``dataplat init`` + ``dataplat project create`` in a fresh folder under bench/data/."""
 
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="workspace-images-", dir=DATA_DIR))
+        self.dir = scratch_folder("workspace-images-")
         self.env = dict(os.environ, DAGSTER_HOME=str(self.dir))  # runs are recorded in this workspace
         self.count = 0
         self._cli("init", str(self.dir))
@@ -280,21 +298,19 @@ class CliWorkspace:
     def import_zip(self, zip_path: Path) -> Measure:
         self.count += 1
         name = f"bench_{self.count}"
-        measure = run_measured([str(DATAPLAT), "--workspace", str(self.dir), "--project", PROJECT,
-                                "image-folder", "import", str(zip_path), "--name", name], env=self.env, cwd=self.dir)
-        self._cli("--workspace", str(self.dir), "--project", PROJECT, "image-folder", "delete", name, "--yes")
-        return measure
+        os.sync()
+        return run_measured([str(DATAPLAT), "--workspace", str(self.dir), "--project", PROJECT,
+                             "image-folder", "import", str(zip_path), "--name", name], env=self.env, cwd=self.dir)
 
     def _cli(self, *args: str) -> None:
         subprocess.run([str(DATAPLAT), *args], env=self.env, cwd=self.dir, check=True, capture_output=True)
 
-    def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
-
 
 def warm_page_cache(path: Path) -> None:
-    with open(path, "rb") as stream:
-        while stream.read(64 << 20):
+    """Read the zip once (1 MiB at a time: this process's peak RSS is every child's floor)."""
+    buffer = bytearray(1 << 20)
+    with open(path, "rb", buffering=0) as stream:
+        while stream.readinto(buffer):
             pass
 
 
@@ -322,15 +338,15 @@ def small_round(args: argparse.Namespace) -> tuple[Measure, Measure, Measure]:
           f"best of {args.repeat}, taking turns")
     rounds = {"bare": [], "b": [], "a": []}
     workspace = CliWorkspace()
-    try:
-        for k in range(args.repeat):
-            rounds["bare"].append(run_worker("bare", path))
-            rounds["b"].append(run_worker("ours", path))
-            rounds["a"].append(workspace.import_zip(path))
-            print(f"  round {k + 1}: bare {rounds['bare'][-1].seconds:.2f} s, (b) {rounds['b'][-1].seconds:.2f} s, "
-                  f"(a) {rounds['a'][-1].wall_s:.2f} s", flush=True)
-    finally:
-        workspace.remove()
+    contenders = {"bare": lambda: run_worker("bare", path), "b": lambda: run_worker("ours", path),
+                  "a": lambda: workspace.import_zip(path)}
+    order = list(contenders)
+    for k in range(args.repeat):
+        turn = order[k % 3:] + order[:k % 3]  # each contender comes first in its turn
+        for contender in turn:
+            rounds[contender].append(contenders[contender]())
+        print(f"  round {k + 1} ({', '.join(turn)}): bare {rounds['bare'][-1].seconds:.2f} s, "
+              f"(b) {rounds['b'][-1].seconds:.2f} s, (a) {rounds['a'][-1].wall_s:.2f} s", flush=True)
     bare = best(rounds["bare"], key=lambda m: m.seconds)
     ours = best(rounds["b"], key=lambda m: m.seconds)
     cli = best(rounds["a"], key=lambda m: m.wall_s)
@@ -341,7 +357,8 @@ def small_round(args: argparse.Namespace) -> tuple[Measure, Measure, Measure]:
           f"imports {bare.report['imports_s']:.2f} s; CPU {bare.cpu_s:.2f} s; peak RSS {bare.rss_mib:,.0f} MiB)")
     print(f"        {steps_text(bare.report)}")
     print(f"  (b)   {ours.seconds:6.2f} s work ({ours.seconds * per_image:.2f} ms/image; {ours.wall_s:.2f} s wall, "
-          f"imports {ours.report['imports_s']:.2f} s; CPU {ours.cpu_s:.2f} s; peak RSS {ours.rss_mib:,.0f} MiB)")
+          f"imports {ours.report['imports_s']:.2f} s; CPU {ours.cpu_s:.2f} s; peak RSS {ours.rss_mib:,.0f} MiB, "
+          f"{ours.report['rss_imported_mib']:,.0f} MiB after the imports)")
     print(f"        {steps_text(ours.report)}")
     print(f"  (a)   {cli.wall_s:6.2f} s wall (CPU {cli.cpu_s:.2f} s; peak RSS {cli.rss_mib:,.0f} MiB); "
           f"rounds: {', '.join(f'{m.wall_s:.2f}' for m in rounds['a'])} s (the first creates the instance's databases)")
@@ -354,13 +371,15 @@ def small_round(args: argparse.Namespace) -> tuple[Measure, Measure, Measure]:
 
 def large_round(args: argparse.Namespace) -> None:
     path = ensure_data("large", args.zip_mib)
+    warm_page_cache(path)
     size = path.stat().st_size
     print(f"\nLarge zip: {path.name}, {size / 2**20:,.0f} MiB ({size / 1e9:.2f} GB), stored, "
           f"{LARGE_SIZE[0]} x {LARGE_SIZE[1]} noise PNGs; one run each")
     ours = run_worker("ours", path)
     print(f"  (b)   {ours.seconds:6.2f} s work ({size / 2**20 / ours.seconds:,.0f} MiB/s; {ours.wall_s:.2f} s wall; "
           f"CPU {ours.cpu_s:.2f} s), {ours.report['images']:,} images; peak RSS {ours.rss_mib:,.0f} MiB "
-          f"({ours.rss_mib * 2**20 / 1e6:,.0f} MB)")
+          f"({ours.rss_mib * 2**20 / 1e6:,.0f} MB; {ours.report['rss_imported_mib']:,.0f} MiB once its modules "
+          "were imported)")
     print(f"        {steps_text(ours.report)}")
     bare = run_worker("bare", path)
     print(f"  bare  {bare.seconds:6.2f} s work ({bare.wall_s:.2f} s wall; CPU {bare.cpu_s:.2f} s); "
@@ -399,12 +418,14 @@ def main() -> None:
     print(f"bench/image_folders.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.node()}")
     print(f"  machine: {os.cpu_count()} cores; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"Python {platform.python_version()}, Pillow {PIL.__version__}")
-    if args.part in ("all", "small"):
-        small_round(args)
-    if args.part in ("all", "large"):
-        large_round(args)
-    import resource
-
+    try:
+        if args.part in ("all", "small"):
+            small_round(args)
+        if args.part in ("all", "large"):
+            large_round(args)
+    finally:
+        for folder in SCRATCH:
+            shutil.rmtree(folder, ignore_errors=True)
     print(f"\n  load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}; this script's own peak RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
