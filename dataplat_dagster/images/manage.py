@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -119,31 +121,23 @@ def start_image_import(instance: DagsterInstance, workspace: Workspace, project:
     return run_id, warning
 
 
-class _as_zip:
+@contextmanager
+def _as_zip(source: Path) -> Iterator[Path]:
     """The zip to stage: ``source`` itself, or a stored zip of a folder, made in a temporary folder."""
-
-    def __init__(self, source: Path) -> None:
-        self.source, self._tmp = source, None
-
-    def __enter__(self) -> Path:
-        source = self.source
-        if source.is_dir():
-            self._tmp = tempfile.TemporaryDirectory(prefix="dataplat-image-folder-")
-            archive = Path(self._tmp.name) / f"{source.resolve().name or 'images'}.zip"
+    if source.is_dir():
+        with tempfile.TemporaryDirectory(prefix="dataplat-image-folder-") as tmp:
+            archive = Path(tmp) / f"{source.resolve().name or 'images'}.zip"
             _zip_folder(source, archive)
-            return archive
-        if not source.is_file():
-            raise InputError(f"{source} does not exist. Give the path of a zip of images, or of a folder of images.")
-        if not zipfile.is_zipfile(source):
-            raise InputError(
-                f"{source} is not a zip file. Image folders are imported from a .zip of images (subfolders as "
-                "labels) or from a folder of images."
-            )
-        return source
-
-    def __exit__(self, *_exc) -> None:
-        if self._tmp is not None:
-            self._tmp.cleanup()
+            yield archive
+        return
+    if not source.is_file():
+        raise InputError(f"{source} does not exist. Give the path of a zip of images, or of a folder of images.")
+    if not zipfile.is_zipfile(source):
+        raise InputError(
+            f"{source} is not a zip file. Image folders are imported from a .zip of images (subfolders as "
+            "labels) or from a folder of images."
+        )
+    yield source
 
 
 def _zip_folder(folder: Path, archive: Path) -> None:
