@@ -148,9 +148,14 @@ def after_failed_run(instance: DagsterInstance, project: Project, name: str, run
     run = instance.get_run_by_id(run_id)
     catalog = project_catalog(project)
     root = project_root(project.dir, catalog)
-    config = next(iter((run.run_config or {}).get("ops", {}).values()), {}).get("config", {})
+    config = run_op_config(run)
     key = AssetKey(dataset_key(project.name, name))
     lifecycle.after_failure(instance, Registry(root), DatasetStore(root, name), key, run.tags, config.get("upload"))
+
+
+def run_op_config(run) -> dict:
+    """The config the run gave its one asset's op (an import's ``upload``, ...)."""
+    return next(iter((run.run_config or {}).get("ops", {}).values()), {}).get("config", {})
 
 
 def _tags(action: str, name: str, *, unregister: bool) -> dict[str, str]:

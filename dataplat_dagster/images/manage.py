@@ -24,7 +24,7 @@ from dataplat_dagster import runs, webserver
 from dataplat_dagster.catalog.models import ImageFolderSpec
 from dataplat_dagster.catalog.registry import Registry, project_catalog
 from dataplat_dagster.datasets import lifecycle
-from dataplat_dagster.datasets.importing import TAG_ACTION, stage_upload
+from dataplat_dagster.datasets.importing import TAG_ACTION, run_op_config, stage_upload
 from dataplat_dagster.datasets.status import materialized_at, metadata_value, run_status
 from dataplat_dagster.datasets.storage import DatasetStore, project_root
 from dataplat_dagster.definitions import DATASETS_JOB
@@ -162,9 +162,8 @@ def after_failed_run(instance: DagsterInstance, project: Project, name: str, run
     run = instance.get_run_by_id(run_id)
     catalog = project_catalog(project)
     root = project_root(project.dir, catalog)
-    config = next(iter((run.run_config or {}).get("ops", {}).values()), {}).get("config", {})
     store = image_folder_store(root, name)
-    lifecycle.remove_upload(store, config.get("upload"))
+    lifecycle.remove_upload(store, run_op_config(run).get("upload"))
     after_failure(instance, Registry(root), store, AssetKey(image_folder_key(project.name, name)), run.tags)
 
 
