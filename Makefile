@@ -15,8 +15,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+$(STAMP): pyproject.toml constraints/test.txt | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test,embeddings]" -c constraints/test.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -34,8 +34,13 @@ demo: install
 	@echo
 	$(BIN)/dataplat --workspace . --project demo image-folder list
 	@echo
+	$(BIN)/python projects/demo/embed_shapes.py
+	@mkdir -p projects/demo/explorer
+	$(BIN)/dataplat --workspace . --project demo embeddings explore sales --output projects/demo/explorer/sales.html
+	@echo
 	@echo "Look at it: DAGSTER_HOME=$(CURDIR) $(BIN)/dagster dev -w workspace.yaml  (then open http://127.0.0.1:3000),"
 	@echo "            $(BIN)/dataplat dataset show sales, and the HTML reports under projects/demo/storage/datasets/."
+	@echo "Explorer pages (open in a browser, offline): $$(ls projects/demo/explorer/*.html | tr '\n' ' ')"
 
 # The connector tests start real servers; MariaDB and OpenSSH are apt-installed where missing.
 test: install
@@ -53,3 +58,4 @@ bench: install
 	$(BIN)/python bench/datasources.py
 	$(BIN)/python bench/exporters.py
 	$(BIN)/python bench/image_folders.py
+	$(BIN)/python bench/embeddings.py

@@ -23,6 +23,9 @@ from dataplat_dagster.datasets.storage import project_root
 from dataplat_dagster.datasets.versions import rollback_job
 from dataplat_dagster.datasources.assets import datasource_source_spec, snapshot_asset
 from dataplat_dagster.datasources.automation import datasource_automation
+from dataplat_dagster.embeddings.assets import IO_MANAGER_KEY as EMBEDDINGS_IO_MANAGER_KEY
+from dataplat_dagster.embeddings.assets import embeddings_asset, embeddings_job
+from dataplat_dagster.embeddings.loading import EmbeddingsIOManager
 from dataplat_dagster.images.assets import IO_MANAGER_KEY as IMAGE_FOLDERS_IO_MANAGER_KEY
 from dataplat_dagster.images.assets import image_folder_asset
 from dataplat_dagster.images.loading import ImageFolderIOManager
@@ -67,9 +70,13 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
                 tags={"dataplat/project": project.name},
             )
         )
+    embeddings = [embeddings_asset(project, root, name, spec) for name, spec in catalog.embeddings.items()]
+    if embeddings:
+        jobs.append(embeddings_job(project, embeddings))
     resources = {
         IO_MANAGER_KEY: DatasetIOManager(project=project.name),
         IMAGE_FOLDERS_IO_MANAGER_KEY: ImageFolderIOManager(project=project.name),
+        EMBEDDINGS_IO_MANAGER_KEY: EmbeddingsIOManager(project=project.name),
     }
     # Each connector is a resource under its own name; secrets stay EnvVar references.
     for name, spec in catalog.connectors.items():
@@ -99,7 +106,7 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
     # Jobs that set no executor of their own (users' jobs too) honour the connectors' limits.
     executor = connector_executor(catalog.connectors)
     return Definitions(
-        assets=[*sources, *assets, *exports],
+        assets=[*sources, *assets, *embeddings, *exports],
         jobs=[*jobs, *snapshot_jobs],
         schedules=schedules,
         sensors=sensors,

@@ -20,7 +20,7 @@ PIPELINE_ORIGINS = ("pipeline_output", "pipeline_intermediate")
 
 
 # Resource keys every project's code location already uses; connectors are keyed by name.
-RESERVED_RESOURCE_KEYS = ("io_manager", "dataplat_datasets", "dataplat_image_folders")
+RESERVED_RESOURCE_KEYS = ("io_manager", "dataplat_datasets", "dataplat_image_folders", "dataplat_embeddings")
 
 
 class _Strict(BaseModel):
@@ -52,6 +52,37 @@ class ImageFolderSpec(_Strict):
         "what a run imports when it is given no upload.")
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
     renamed_from: list[str] = Field(default_factory=list, description="Earlier names, newest last.")
+
+
+EmbeddingInput = Literal["dataset", "image_folder"]
+EmbeddingKind = Literal["tabular", "text", "image"]
+MapMethod = Literal["umap", "pca", "tsne"]
+DEFAULT_CLIP_MODEL = "ViT-B-32"
+DEFAULT_CLIP_WEIGHTS = "laion2b_s34b_b79k"
+
+
+class EmbeddingsSpec(_Strict):
+    """The embeddings of one dataset or image folder (of the same name), and how they are computed.
+
+    ``dataplat embeddings compute`` registers it (and records the options it was last given,
+    so that a run from the UI or a schedule computes the same); it can be declared too.
+    """
+
+    input: EmbeddingInput = Field(description="What is embedded: the dataset or the image folder of this name.")
+    kind: EmbeddingKind = Field(
+        "tabular", description="tabular: the rows' values (no torch); text: text columns through open_clip's text "
+        "tower; image: the images through its image tower.")
+    columns: list[str] | None = Field(None, description="The dataset's columns to embed; unset: all of them.")
+    model: str = Field(DEFAULT_CLIP_MODEL, description="The open_clip model (text and image embeddings).")
+    pretrained: str | None = Field(
+        DEFAULT_CLIP_WEIGHTS, description="open_clip's pretrained tag, downloaded through Hugging Face's hub at first use and cached.")
+    checkpoint: str | None = Field(
+        None, description="Local weights instead of a pretrained tag: a checkpoint file, or local-dir:FOLDER "
+        "(open_clip_config.json and the weights).")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = Field(64, ge=1, le=4096)
+    map: MapMethod = Field("umap", description="The 2D map drawn in the explorer.")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
 
 class DropzoneSettings(_Strict):
@@ -119,6 +150,8 @@ class ProjectCatalog(_Strict):
     datasets: dict[str, DatasetSpec] = Field(default_factory=dict)
     image_folders: dict[str, ImageFolderSpec] = Field(
         default_factory=dict, description="Image folders; imported ones are in the run-time registry, not here.")
+    embeddings: dict[str, EmbeddingsSpec] = Field(
+        default_factory=dict, description="Embeddings of datasets and image folders; computed ones are in the run-time registry.")
     connectors: dict[str, ConnectorSpec] = Field(default_factory=dict)
     datasources: dict[str, DatasourceSpec] = Field(default_factory=dict)
     exporters: dict[str, ExporterSpec] = Field(default_factory=dict)

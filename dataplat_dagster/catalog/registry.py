@@ -19,8 +19,8 @@ from __future__ import annotations
 from pydantic import BaseModel
 from upath import UPath
 
-from dataplat_dagster.catalog.models import DatasetSpec, ImageFolderSpec, ProjectCatalog
-from dataplat_dagster.datasets.storage import write_exclusive
+from dataplat_dagster.catalog.models import DatasetSpec, EmbeddingsSpec, ImageFolderSpec, ProjectCatalog
+from dataplat_dagster.datasets.storage import write_bytes, write_exclusive
 
 REGISTRY_FOLDER = "_registry"
 
@@ -92,6 +92,21 @@ class Registry:
     def remove_image_folder(self, name: str) -> None:
         self._remove("image_folders", name)
 
+    def embeddings(self) -> dict[str, EmbeddingsSpec]:
+        """The computed embeddings, oldest first, with the options they were last computed with."""
+        return self._entries("embeddings", EmbeddingsSpec)
+
+    def embedding(self, name: str) -> EmbeddingsSpec | None:
+        return self._entry("embeddings", EmbeddingsSpec, name)
+
+    def save_embeddings(self, name: str, spec: EmbeddingsSpec) -> None:
+        """Register the embeddings of ``name``, or record the options they are now computed with
+        (the last writer wins: each compute says how the next run from the UI computes them)."""
+        write_bytes(self._entry_path("embeddings", name), spec.model_dump_json(exclude_none=True).encode())
+
+    def remove_embeddings(self, name: str) -> None:
+        self._remove("embeddings", name)
+
     def exports(self) -> dict[str, list[str]]:
         """The datasets exported through each exporter: the lineage edges to its target."""
         folder = self.folder / "exports"
@@ -123,12 +138,16 @@ def project_catalog(project) -> ProjectCatalog:
     image_folders = {**declared.image_folders}
     for name, spec in registry.image_folders().items():
         image_folders.setdefault(name, spec)
+    embeddings = {**declared.embeddings}
+    for name, spec in registry.embeddings().items():
+        embeddings.setdefault(name, spec)
     edges = registry.exports()
     exporters = {
         name: spec.model_copy(update={"datasets": [*spec.datasets, *(d for d in edges.get(name, []) if d not in spec.datasets)]})
         for name, spec in declared.exporters.items()
     }
-    return declared.model_copy(update={"datasets": datasets, "image_folders": image_folders, "exporters": exporters})
+    return declared.model_copy(update={"datasets": datasets, "image_folders": image_folders, "embeddings": embeddings,
+                                       "exporters": exporters})
 
 
 def project_registry(project, declared: ProjectCatalog | None = None) -> Registry:

@@ -164,9 +164,9 @@ def dataset_list(ctx: CliContext, origins: tuple[str, ...], search: str | None, 
         click.echo("No datasets match." if (origins or search) else "No datasets yet: `dataplat dataset import PATH --name NAME`.")
         return
     print_table(
-        ["name", "origin", "status", "rows", "columns", "size", "created", "datasource"],
+        ["name", "origin", "status", "rows", "columns", "size", "created", "datasource", "embeddings"],
         [[i.name, i.origin, i.status + (f": {i.error}" if i.error else ""), human_count(i.rows), i.columns,
-          human_size(i.size_bytes), i.created_at.replace("T", " ")[:16], i.datasource] for i in infos],
+          human_size(i.size_bytes), i.created_at.replace("T", " ")[:16], i.datasource, i.embeddings] for i in infos],
     )
 
 

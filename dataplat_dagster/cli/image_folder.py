@@ -84,9 +84,9 @@ def image_folder_list(ctx: CliContext, search: str | None, as_json: bool) -> Non
         click.echo("No image folders match." if search else "No image folders yet: `dataplat image-folder import ZIP --name NAME`.")
         return
     print_table(
-        ["name", "status", "images", "labels", "size", "created"],
+        ["name", "status", "images", "labels", "size", "created", "embeddings"],
         [[i.name, i.status + (f": {i.error}" if i.error else ""), human_count(i.images), i.labels, human_size(i.size_bytes),
-          i.created_at.replace("T", " ")[:16]] for i in infos],
+          i.created_at.replace("T", " ")[:16], i.embeddings] for i in infos],
     )
 
 

@@ -17,6 +17,7 @@ import click
 from dataplat_dagster.cli.connector import connector
 from dataplat_dagster.cli.context import CliContext
 from dataplat_dagster.cli.datasource import datasource
+from dataplat_dagster.cli.embeddings import embeddings
 from dataplat_dagster.cli.dataset import dataset
 from dataplat_dagster.cli.exporter import exporter
 from dataplat_dagster.cli.image_folder import image_folder
@@ -45,6 +46,7 @@ cli.add_command(connector)
 cli.add_command(datasource)
 cli.add_command(exporter)
 cli.add_command(image_folder)
+cli.add_command(embeddings)
 cli.add_command(dev)
 
 

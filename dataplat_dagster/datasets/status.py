@@ -32,6 +32,7 @@ class DatasetInfo:
     run_id: str | None
     asset_key: list[str]
     description: str | None
+    embeddings: str = "none"  # none, computing, ready, stale, or failed: reason
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -43,11 +44,14 @@ def dataset_infos(
     """The datasets of the catalog (or only ``names``), in catalog order."""
     wanted = [name for name in catalog.datasets if names is None or name in names]
     keys = {name: AssetKey(dataset_key(project.name, name)) for name in wanted}
+    from dataplat_dagster.embeddings.status import embeddings_status
+
     records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
-    return [_info(instance, name, catalog.datasets[name], keys[name], records.get(keys[name])) for name in wanted]
+    embeddings = embeddings_status(instance, project, catalog, wanted)
+    return [_info(instance, name, catalog.datasets[name], keys[name], records.get(keys[name]), embeddings[name]) for name in wanted]
 
 
-def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey, entry) -> DatasetInfo:
+def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey, entry, embeddings: str) -> DatasetInfo:
     materialization = entry.last_materialization if entry else None
     metadata = materialization.asset_materialization.metadata if materialization else {}
     status, error, run_id = run_status(instance, entry, materialization)
@@ -65,6 +69,7 @@ def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey
         run_id=run_id,
         asset_key=list(key.path),
         description=spec.description,
+        embeddings=embeddings,
     )
 
 

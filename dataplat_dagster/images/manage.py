@@ -48,6 +48,7 @@ class ImageFolderInfo:
     run_id: str | None
     asset_key: list[str]
     description: str | None
+    embeddings: str = "none"  # none, computing, ready, stale, or failed: reason
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -55,8 +56,12 @@ class ImageFolderInfo:
 
 def image_folder_infos(instance: DagsterInstance, project: Project, names: list[str] | None = None) -> list[ImageFolderInfo]:
     """The project's image folders (or only ``names``), oldest first, with their status."""
-    folders = project_catalog(project).image_folders
+    from dataplat_dagster.embeddings.status import embeddings_status
+
+    catalog = project_catalog(project)
+    folders = catalog.image_folders
     wanted = [name for name in folders if names is None or name in names]
+    embeddings = embeddings_status(instance, project, catalog, wanted)
     keys = {name: AssetKey(image_folder_key(project.name, name)) for name in wanted}
     records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
     infos = []
@@ -70,6 +75,7 @@ def image_folder_infos(instance: DagsterInstance, project: Project, names: list[
             labels=metadata_value(metadata, "labels"), size_bytes=metadata_value(metadata, "size_bytes"),
             created_at=folders[name].created_at.isoformat(timespec="seconds"), materialized_at=materialized_at(materialization),
             run_id=run_id, asset_key=list(keys[name].path), description=folders[name].description,
+            embeddings=embeddings[name],
         ))
     return infos
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian servers the tests start on loopback (MariaDB, OpenSSH's sshd) where
+# Installs the Debian servers the tests start on loopback (MariaDB, OpenSSH's sshd), and the
+# Chromium that the embeddings explorer's browser test drives through Playwright, where
 # they are missing. PostgreSQL's server binaries come with the machine image; the Python
 # servers (FTP, S3, GCS) come with the package's `test` extra. Needs root for apt-get; as
 # another user it only says what is missing, and the tests that need it will fail loudly.
@@ -8,6 +9,7 @@ set -euo pipefail
 missing=()
 [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+[ -x /usr/bin/chromium ] || missing+=(chromium fonts-liberation)
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
 
 if [ ${#missing[@]} -eq 0 ]; then
