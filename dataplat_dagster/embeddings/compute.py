@@ -132,20 +132,12 @@ def _encode_rows(log, source, spec: EmbeddingsSpec, staging: Path) -> Encoded:
 
 
 def _encode_text(log, path, spec: EmbeddingsSpec, staging: Path, rows: int, schema) -> Encoded:
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from dataplat_dagster.embeddings.clip import load_model
+    from dataplat_dagster.embeddings.tabular import check_columns
 
-    columns = spec.columns or [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-    not_text = [c for c in columns if c not in schema.names or not (pa.types.is_string(schema.field(c).type)
-                                                                    or pa.types.is_large_string(schema.field(c).type))]
-    if not columns or not_text:
-        raise DataplatError(
-            f"Text embeddings take text columns; {', '.join(map(repr, not_text)) or 'none was found'} "
-            f"{'is' if len(not_text) == 1 else 'are'} not (text columns: "
-            f"{', '.join(f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)) or 'none'})."
-        )
+    columns = check_columns(schema, spec.columns, "text")
     clip = load_model(spec.model, spec.pretrained, spec.checkpoint, spec.device)
     log.info(f"Text of {', '.join(columns)} through {clip.weights} on {clip.device}.")
     vectors = None

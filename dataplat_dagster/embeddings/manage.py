@@ -57,8 +57,26 @@ def compute_spec(project: Project, name: str, options: dict) -> tuple[Embeddings
         given["pretrained"] = None
     base = existing.model_dump() if existing and existing.input == kind_of_input else {"input": kind_of_input}
     spec = EmbeddingsSpec.model_validate({**base, **given, "input": kind_of_input})
+    if kind_of_input == "dataset":
+        _check_dataset_columns(project, catalog, name, spec)
     declared = name in _declared(project)
     return spec, declared
+
+
+def _check_dataset_columns(project: Project, catalog, name: str, spec: EmbeddingsSpec) -> None:
+    """Refuse columns that do not exist or do not fit the kind before anything is recorded
+    or run (the footer of the dataset's current version is all that is read)."""
+    import pyarrow.parquet as pq
+
+    from dataplat_dagster.datasets.storage import DATA_FILE, DatasetStore
+    from dataplat_dagster.embeddings.tabular import check_columns
+
+    version = DatasetStore(project_root(project.dir, catalog), name).current()
+    if version is None:
+        raise DataplatError(f"Dataset {name!r} has no stored data yet: wait for its import (`dataplat dataset list`), then compute.")
+    with version.path(DATA_FILE).open("rb") as file:
+        schema = pq.read_schema(file)
+    check_columns(schema, spec.columns, spec.kind)
 
 
 def _declared(project: Project) -> dict:

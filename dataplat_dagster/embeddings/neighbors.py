@@ -93,13 +93,15 @@ def all_neighbors(index: NeighborIndex, vectors: np.ndarray, k: int = STORED_NEI
     for start in range(0, n, block):
         stop = min(n, start + block)
         found, found_distances = index.search(vectors[start:stop], k + 1)
-        for row in range(stop - start):
-            own = start + row
-            keep = found[row] != own
-            # Exact copies may put another point before the point itself: drop the point, keep k.
-            mine = found[row][keep][:k]
-            positions[own, : mine.size] = mine
-            distances[own, : mine.size] = found_distances[row][keep][:k]
+        if found.shape[1] < k + 1:  # fewer points than k + 1: pad, the padding dropped below
+            pad = k + 1 - found.shape[1]
+            found = np.hstack([found, np.full((len(found), pad), -1, found.dtype)])
+            found_distances = np.hstack([found_distances, np.full((len(found), pad), np.inf, np.float32)])
+        # Drop each point itself; where exact copies pushed it out of the k + 1, drop the last.
+        keep = found != np.arange(start, stop)[:, None]
+        keep[keep.all(axis=1), -1] = False
+        positions[start:stop] = found[keep].reshape(-1, k)
+        distances[start:stop] = found_distances[keep].reshape(-1, k)
     return positions, distances
 
 

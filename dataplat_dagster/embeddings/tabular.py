@@ -10,7 +10,10 @@ no column dominates because of its unit or its number of values:
   scaled by 1/√2 so that two different values lie 1 apart, as one standard deviation does;
 - other strings (free text, codes) are a signed hashed bag of their lower-case words in
   ``TEXT_BUCKETS`` buckets, normalized to length 1/√2: rows sharing words are close;
-- a column with nulls adds a null flag of the same weight.
+- a column with nulls adds a null flag of the same weight;
+- identifiers are left out unless ``--columns`` names them: a text column whose first
+  ``IDENTIFIER_SAMPLE`` values are single words and nearly all distinct (an order number says
+  nothing about which rows are alike, and its hashed words would only add noise).
 
 The features are then rotated onto their principal components (the covariance is summed in
 one streaming pass, in float64) and the first ``dimension`` kept, with each component's sign
@@ -41,6 +44,7 @@ ONE_HOT_MAX = 32
 TEXT_BUCKETS = 64
 CLIP_SIGMAS = 5.0
 BATCH_ROWS = 65_536
+IDENTIFIER_SAMPLE = 10_000
 _WEIGHT = 1 / math.sqrt(2)
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -95,26 +99,54 @@ def column_kind(arrow_type: pa.DataType) -> str | None:
     return None
 
 
+def is_text(arrow_type: pa.DataType) -> bool:
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    return pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type)
+
+
+def check_columns(schema: pa.Schema, columns: list[str] | None, kind: str) -> list[str]:
+    """The columns to embed (all embeddable ones when ``columns`` is None), or a DataplatError
+    that says which are missing or of the wrong type, and what there is."""
+    missing = [name for name in columns or [] if name not in schema.names]
+    if missing:
+        raise DataplatError(
+            f"No column {', '.join(map(repr, missing))} in the dataset (its columns: {', '.join(schema.names)}); "
+            "fix --columns."
+        )
+    if kind == "text":
+        texts = [f.name for f in schema if is_text(f.type)]
+        chosen = columns or texts
+        wrong = [name for name in chosen if name not in texts]
+        if not chosen or wrong:
+            raise DataplatError(
+                f"Text embeddings take text columns; {', '.join(map(repr, wrong)) or 'the dataset has none'}"
+                f"{' is not' if len(wrong) == 1 else ' are not' if wrong else ''} (text columns: {', '.join(texts) or 'none'})."
+            )
+        return chosen
+    chosen = columns or schema.names
+    usable = [name for name in chosen if column_kind(schema.field(name).type) is not None]
+    if not usable:
+        raise DataplatError(
+            "None of the chosen columns can be embedded (numbers, dates, booleans and text can; "
+            f"{', '.join(chosen)} cannot): choose others with --columns."
+        )
+    return chosen
+
+
 class TabularEncoder:
     """Fitted on a Parquet file's columns; then turns its batches into vectors."""
 
     def __init__(self, path, columns: list[str] | None = None, dimension: int = DEFAULT_DIMENSION):
         self.path = path
         schema = pq.read_schema(path)
-        names = columns or schema.names
-        missing = [name for name in names if name not in schema.names]
-        if missing:
-            raise DataplatError(
-                f"No column {', '.join(map(repr, missing))} in the dataset (its columns: {', '.join(schema.names)}); "
-                "fix --columns."
-            )
+        names = check_columns(schema, columns, "tabular")
         self.skipped = [name for name in names if column_kind(schema.field(name).type) is None]
+        if columns is None:
+            self.skipped += _identifiers(path, [n for n in names if n not in self.skipped and is_text(schema.field(n).type)])
         self.columns = [_Column(name, column_kind(schema.field(name).type)) for name in names if name not in self.skipped]
         if not self.columns:
-            raise DataplatError(
-                "None of the chosen columns can be embedded (numbers, dates, booleans and text can; "
-                f"{', '.join(self.skipped)} cannot): choose others with --columns."
-            )
+            raise DataplatError(f"Only identifiers to embed ({', '.join(self.skipped)}): choose columns with --columns.")
         self.dimension = dimension
         self.rows = pq.read_metadata(path).num_rows
         self._fit()
@@ -178,6 +210,19 @@ class TabularEncoder:
             "columns": [column.describe() for column in self.columns],
             "skipped_columns": self.skipped,
         }
+
+
+def _identifiers(path, names: list[str]) -> list[str]:
+    """The text columns among ``names`` that look like identifiers (see the module's docstring)."""
+    if not names:
+        return []
+    sample = next(pq.ParquetFile(path).iter_batches(batch_size=IDENTIFIER_SAMPLE, columns=names), None)
+    found = []
+    for name in names if sample is not None else []:
+        values = [v for v in _plain_array(sample.column(name)).to_pylist() if v is not None]
+        if len(values) >= 20 and len(set(values)) >= 0.95 * len(values) and all(len(_WORD.findall(v)) <= 1 for v in values):
+            found.append(name)
+    return found
 
 
 def _observe(column: _Column, array: pa.Array) -> None:

@@ -29,8 +29,8 @@ def test_import_a_datasource_list_it_and_refresh_it(cli_workspace):
     assert (spec.origin, spec.datasource, spec.source) == ("datasource", "orders", None)
 
     listed = ws.run("dataset", "list").stdout.splitlines()
-    assert listed[0].split() == ["NAME", "ORIGIN", "STATUS", "ROWS", "COLUMNS", "SIZE", "CREATED", "DATASOURCE"]
-    assert listed[1].split()[:5] == ["orders_snap", "datasource", "ready", "25", "2"] and listed[1].split()[-1] == "orders"
+    assert listed[0].split() == ["NAME", "ORIGIN", "STATUS", "ROWS", "COLUMNS", "SIZE", "CREATED", "DATASOURCE", "EMBEDDINGS"]
+    assert listed[1].split()[:5] == ["orders_snap", "datasource", "ready", "25", "2"] and listed[1].split()[-2:] == ["orders", "none"]
     shown = ws.run("dataset", "show", "orders_snap", "--json").json()
     assert shown["summary"]["rows"] == 25
 
