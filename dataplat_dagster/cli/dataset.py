@@ -11,7 +11,7 @@ from dataplat_dagster.catalog.models import ORIGINS
 from dataplat_dagster.cli.catalog_entries import catalog_changed
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.csv_flags import csv_flags, csv_options
-from dataplat_dagster.cli.output import confirm_delete, elapsed, human_count, human_size, plural, print_json, print_table, warn
+from dataplat_dagster.cli.output import confirm_delete, elapsed, human_count, human_size, plural, print_json, print_table, report, warn
 from dataplat_dagster.cli.show import show_profile
 from dataplat_dagster.errors import DataplatError
 
@@ -110,7 +110,7 @@ def _run_import(ctx: CliContext, name: str, run_id: str, *, extra: dict, no_wait
 
     instance = ctx.instance()
     if no_wait:
-        _report(as_json, {"name": name, "run_id": run_id, "status": "parsing", **extra},
+        report(as_json, {"name": name, "run_id": run_id, "status": "parsing", **extra},
                 f"Submitted run {run_id}; dataset {name!r} is parsing. Follow it with `dataplat dataset list`.")
         return
     if not as_json:
@@ -139,7 +139,7 @@ def _run_import(ctx: CliContext, name: str, run_id: str, *, extra: dict, no_wait
         extra["schema_drift"] = drift = last_drift_check(instance, AssetKey(info.asset_key))
         if drift and not drift["passed"] and not as_json:
             warn(drift["description"])
-    _report(as_json, {**info.to_json(), **extra},
+    report(as_json, {**info.to_json(), **extra},
             f"Dataset {name!r} is ready: {plural(info.rows, 'row')} × {plural(info.columns, 'column')}, "
             f"{human_size(info.size_bytes)} as Parquet (run {outcome.run_id}).")
 
@@ -224,7 +224,7 @@ def dataset_export(ctx: CliContext, name: str, exporter_name: str, as_json: bool
     from dataplat_dagster.exporters.exporting import export_dataset
 
     done = export_dataset(ctx.instance(), ctx.workspace, ctx.project, name, exporter_name)
-    _report(as_json, done, f"Exported dataset {name!r} through {exporter_name!r}: {plural(done['rows'], 'row')} "
+    report(as_json, done, f"Exported dataset {name!r} through {exporter_name!r}: {plural(done['rows'], 'row')} "
             f"to {done['identifier']} ({done['mode']}, run {done['run_id']}).")
 
 
@@ -271,7 +271,7 @@ def dataset_rollback(ctx: CliContext, name: str, version: str, as_json: bool) ->
     if outcome.status.value != "SUCCESS":
         raise DataplatError(f"Rollback of dataset {name!r} to version {version} failed (run {run_id}): {outcome.error or outcome.status.value}")
     info = _find_info(ctx, name)
-    _report(as_json, {**info.to_json(), "version": version},
+    report(as_json, {**info.to_json(), "version": version},
             f"Dataset {name!r} is at version {version} again: {plural(info.rows, 'row')} (run {run_id}).")
 
 
@@ -327,10 +327,3 @@ def _find_info(ctx: CliContext, name: str):
     project = ctx.project
     dataset_store(project, name)  # raises a clear error for an unknown name
     return dataset_infos(ctx.instance(), project, project_catalog(project), [name])[0]
-
-
-def _report(as_json: bool, data: dict, text: str) -> None:
-    if as_json:
-        print_json(data)
-    else:
-        click.echo(text)

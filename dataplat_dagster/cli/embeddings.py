@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dataplat_dagster.cli.context import CliContext, pass_context
-from dataplat_dagster.cli.output import elapsed, plural, print_json, print_table, warn
+from dataplat_dagster.cli.output import elapsed, plural, print_json, print_table, report, warn
 from dataplat_dagster.errors import DataplatError
 
 
@@ -52,7 +52,7 @@ def embeddings_compute(ctx: CliContext, name: str, columns: str | None, kind: st
     if warning:
         warn(warning)
     if no_wait:
-        _report(as_json, {"name": name, "run_id": run_id, "status": "computing"},
+        report(as_json, {"name": name, "run_id": run_id, "status": "computing"},
                 f"Submitted run {run_id}; the embeddings of {name!r} are computing.")
         return
     if not as_json:
@@ -67,7 +67,7 @@ def embeddings_compute(ctx: CliContext, name: str, columns: str | None, kind: st
               "count": info.get("count"), "dimension": info.get("dimension"), "metric": info.get("metric"),
               "map": info.get("map"), "seconds": info.get("seconds"), "throughput_per_s": info.get("throughput_per_s"),
               "explorer": _explorer_location(stored)}
-    _report(as_json, result,
+    report(as_json, result,
             f"Embeddings of {name!r} are ready: {plural(info.get('count'), 'point')} × {info.get('dimension')} "
             f"({info.get('model')}), {info.get('throughput_per_s'):,.0f}/s; map {info['map']['method']}. "
             f"Explore: dataplat embeddings explore {name}")
@@ -194,10 +194,3 @@ def _print_points(ctx: CliContext, stored, found: list[tuple[int, float]], as_js
 def _short(values: dict | None) -> str:
     text = ", ".join(f"{k}={v}" for k, v in (values or {}).items())
     return text if len(text) <= 100 else text[:99] + "…"
-
-
-def _report(as_json: bool, data: dict, text: str) -> None:
-    if as_json:
-        print_json(data)
-    else:
-        click.echo(text)

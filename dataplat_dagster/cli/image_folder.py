@@ -8,7 +8,7 @@ import click
 
 from dataplat_dagster.cli.catalog_entries import catalog_changed
 from dataplat_dagster.cli.context import CliContext, pass_context
-from dataplat_dagster.cli.output import confirm_delete, elapsed, human_count, human_size, plural, print_json, print_table, warn
+from dataplat_dagster.cli.output import confirm_delete, elapsed, human_count, human_size, plural, print_json, print_table, report, warn
 from dataplat_dagster.errors import DataplatError
 
 NO_SOURCES = ("Image folders are made only from an uploaded zip (or a folder) of images: they cannot use a "
@@ -44,7 +44,7 @@ def image_folder_import(ctx: CliContext, source: Path, name: str, skip_invalid: 
     if warning:
         warn(warning)
     if no_wait:
-        _report(as_json, {"name": name, "run_id": run_id, "status": "parsing"},
+        report(as_json, {"name": name, "run_id": run_id, "status": "parsing"},
                 f"Submitted run {run_id}; image folder {name!r} is parsing. Follow it with `dataplat image-folder list`.")
         return
     if not as_json:
@@ -63,7 +63,7 @@ def image_folder_import(ctx: CliContext, source: Path, name: str, skip_invalid: 
             + (" The previous version of the image folder is unchanged." if replace else " Nothing was registered.")
         )
     info = image_folder_infos(instance, ctx.project, [name])[0]
-    _report(as_json, info.to_json(),
+    report(as_json, info.to_json(),
             f"Image folder {name!r} is ready: {plural(info.images, 'image')} in {plural(info.labels, 'label')}, "
             f"{human_size(info.size_bytes)} (run {outcome.run_id}).")
 
@@ -162,10 +162,3 @@ def _no_run_in_flight(ctx: CliContext, name: str, action: str) -> None:
     if busy:
         ids = ", ".join(run.run_id for run in busy)
         raise DataplatError(f"Image folder {name!r} has {plural(len(busy), 'run')} in flight ({ids}); {action} it once it has finished.")
-
-
-def _report(as_json: bool, data: dict, text: str) -> None:
-    if as_json:
-        print_json(data)
-    else:
-        click.echo(text)

@@ -54,6 +54,14 @@ def confirm_delete(what: str, question: str, yes: bool) -> None:
     click.confirm(question, abort=True)
 
 
+def report(as_json: bool, data: dict, text: str) -> None:
+    """A command's result: ``data`` as JSON with --json, else ``text``."""
+    if as_json:
+        print_json(data)
+    else:
+        click.echo(text)
+
+
 def warn(message: str) -> None:
     click.echo(f"warning: {message}", err=True)
 

@@ -56,6 +56,8 @@ def compute(log, root, name: str, spec: EmbeddingsSpec, staging: Path) -> tuple[
     what = "dataset" if spec.input == "dataset" else "image folder"
     if source is None:
         raise DataplatError(f"The {what} {name!r} has no stored data yet: import it first, then compute its embeddings.")
+    if source.manifest.get("rows") == 0:
+        raise DataplatError(f"The {what} {name!r} is empty: there is nothing to embed.")
     started = time.perf_counter()
     if spec.kind == "image":
         encoded = _encode_images(log, source, spec, staging)
@@ -63,8 +65,6 @@ def compute(log, root, name: str, spec: EmbeddingsSpec, staging: Path) -> tuple[
         encoded = _encode_rows(log, source, spec, staging)
     encode_seconds = time.perf_counter() - started
     count = len(encoded.ids)
-    if count == 0:
-        raise DataplatError(f"The {what} {name!r} is empty: there is nothing to embed.")
     log.info(f"Encoded {count:,} points in {encode_seconds:.1f} s ({count / max(encode_seconds, 1e-9):,.0f}/s); finding neighbours.")
 
     from dataplat_dagster.embeddings.maps import map_2d, map_png
@@ -82,7 +82,8 @@ def compute(log, root, name: str, spec: EmbeddingsSpec, staging: Path) -> tuple[
         files[INDEX_FILE] = staging / INDEX_FILE
         index.save(files[INDEX_FILE])
     labels = encoded.columns.get(encoded.color_by) if encoded.color_by else None
-    files[MAP_PICTURE].write_bytes(map_png(coordinates, labels))
+    drawn = _explorer_sample(count)  # the explorer's points, whose values ``encoded.columns`` holds
+    files[MAP_PICTURE].write_bytes(map_png(coordinates if drawn is None else coordinates[drawn], labels))
     seconds = time.perf_counter() - started
     info = {
         "name": name, "input": spec.input, "kind": spec.kind, "columns": spec.columns, "model": encoded.model,

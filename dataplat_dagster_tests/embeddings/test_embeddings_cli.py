@@ -6,7 +6,6 @@ weights are, with --checkpoint local-dir:FOLDER)."""
 
 import csv
 import io
-import json
 import zipfile
 
 import numpy as np
@@ -215,3 +214,61 @@ def test_image_embeddings_through_a_local_checkpoint(cli_workspace, tmp_path):
     assert refused.code != 0 and "is an image folder: --columns applies to datasets only" in refused.stderr
     bad = ws.run("embeddings", "compute", "shapes", "--checkpoint", str(tmp_path / "none.pt"), check=False)
     assert bad.code != 0 and "no such file" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_image_embeddings_on_s3_storage(cli_workspace, s3_server, tmp_path):
+    """The run reads the images from the bucket (in the loader's worker processes) and
+    publishes the vectors, the map and the explorer page there; queries read them back."""
+    pytest.importorskip("open_clip")
+    from dataplat_dagster_tests.storage.conftest import s3_keys
+    from dataplat_dagster_tests.storage.roundtrip import use_storage
+
+    ws, s3 = cli_workspace, s3_server
+    s3.reset()
+    env = {"LAKE_KEY": s3.access_key, "LAKE_SECRET": s3.secret_key}
+    ws.run("connector", "create", "s3", "lake", "--bucket", s3.bucket, "--region", s3.region, "--endpoint-url",
+           s3.endpoint_url, "--access-key-env", "LAKE_KEY", "--secret-key-env", "LAKE_SECRET", env=env)
+    use_storage(ws, f"s3://{s3.bucket}/shop", "lake")
+    archive = tmp_path / "dots.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for i in range(10):
+            out.writestr(f"dots/{'warm' if i % 2 else 'cold'}/{i}.png", _image((30 * i, 100, 200 - 15 * i), noise=i + 1))
+    ws.run("image-folder", "import", str(archive), "--name", "dots", env=env)
+    save_tiny_clip(tmp_path / "tiny")
+    computed = ws.run("embeddings", "compute", "dots", "--checkpoint", f"local-dir:{tmp_path / 'tiny'}", "--map", "pca",
+                      "--json", env=env).json()
+    assert (computed["count"], computed["explorer"].startswith(f"s3://{s3.bucket}/shop/embeddings/dots/versions/")) == (10, True)
+    stored = {key.rsplit("/", 1)[-1] for key in s3_keys(s3, "shop/embeddings/dots/")}
+    assert {"embeddings.parquet", "explorer.html", "map.png", "embeddings.json", "current.json"} <= stored
+    found = ws.run("embeddings", "neighbors", "dots", "--id", "cold/0.png", "--k", "9", "--json", env=env).json()
+    assert sorted(p["id"] for p in found) == sorted(f"{'warm' if i % 2 else 'cold'}/{i}.png" for i in range(1, 10))
+    assert not (ws.project_dir / "storage").exists()
+
+
+def test_image_embeddings_without_the_extra_name_it(cli_workspace, tmp_path):
+    """Where open_clip is not installed (a finder refuses it here), computing image embeddings
+    says which extra to install; tabular ones need none of it."""
+    ws = cli_workspace
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoClip:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('open_clip', 'torch', 'torchvision'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, _NoClip())\n"
+    )
+    env = {"PYTHONPATH": str(shim)}
+    archive = tmp_path / "one.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        out.writestr("a/1.png", _image((1, 2, 3)))
+    ws.run("image-folder", "import", str(archive), "--name", "one", env=env)
+    refused = ws.run("embeddings", "compute", "one", env=env, check=False)
+    assert refused.code != 0 and "Traceback" not in refused.stderr
+    assert "install the extra: pip install 'dataplat-dagster[embeddings]'" in refused.stderr
+    source = tmp_path / "few.csv"
+    labelled_csv(source, rows_per_class=5, duplicate_row=False)
+    ws.run("dataset", "import", str(source), "--name", "few", env=env)
+    done = ws.run("embeddings", "compute", "few", "--map", "pca", "--json", env=env).json()
+    assert (done["status"], done["count"]) == ("ready", 15)
