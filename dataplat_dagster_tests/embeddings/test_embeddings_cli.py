@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
+from dataplat_dagster_tests.embeddings.test_explorer import Opened, browser  # noqa: F401  (the fixture)
 from dataplat_dagster_tests.embeddings.tiny_clip import save_tiny_clip
 
 CLASSES = ("red", "green", "blue")
@@ -168,7 +169,7 @@ def _image(colour, size=(40, 30), noise=0):
     return out.getvalue()
 
 
-def test_image_embeddings_through_a_local_checkpoint(cli_workspace, tmp_path):
+def test_image_embeddings_through_a_local_checkpoint(cli_workspace, tmp_path, browser):
     pytest.importorskip("open_clip")
     ws = cli_workspace
     members = {f"shapes/{label}/{i}.png": _image(colour, noise=i + 1)
@@ -209,6 +210,24 @@ def test_image_embeddings_through_a_local_checkpoint(cli_workspace, tmp_path):
     assert len(ids) == 13
     table_ids = pq.read_table(next((ws.project_dir / "storage" / "embeddings" / "shapes" / "versions").glob("*/embeddings.parquet"))).column("id").to_pylist()
     assert np.allclose(vectors[table_ids.index("blue/3.png")], alone, atol=1e-5)
+
+    # The explorer of the run, in Chromium: every image drawn, a thumbnail on hover, the
+    # stored neighbours listed on click.
+    page = tmp_path / "shapes.html"
+    ws.run("embeddings", "explore", "shapes", "--output", str(page))
+    opened = Opened(browser, page)
+    assert opened.js("window.explorer.drawnPoints") == 13 and opened.errors == []
+    point = table_ids.index("red/0.png")
+    opened.page.mouse.move(*opened.at(point))
+    tooltip = opened.page.locator("#tooltip")
+    tooltip.wait_for(state="visible")
+    assert "red/0.png" in tooltip.text_content()
+    assert tooltip.locator("img").get_attribute("src").startswith("data:image/jpeg;base64,")
+    opened.page.mouse.click(*opened.at(point))
+    listed = opened.texts("#neighbors li .nid")
+    expected = [p["id"] for p in ws.run("embeddings", "neighbors", "shapes", "--id", "red/0.png", "--k", "10", "--json").json()]
+    assert listed == expected
+    assert all(url.startswith(("file:", "data:", "blob:")) for url in opened.requests)
 
     refused = ws.run("embeddings", "compute", "shapes", "--columns", "a", check=False)
     assert refused.code != 0 and "is an image folder: --columns applies to datasets only" in refused.stderr
