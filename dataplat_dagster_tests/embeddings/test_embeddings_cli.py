@@ -291,3 +291,22 @@ def test_image_embeddings_without_the_extra_name_it(cli_workspace, tmp_path):
     ws.run("dataset", "import", str(source), "--name", "few", env=env)
     done = ws.run("embeddings", "compute", "few", "--map", "pca", "--json", env=env).json()
     assert (done["status"], done["count"]) == ("ready", 15)
+
+
+def test_text_columns_through_the_text_tower(cli_workspace, tmp_path):
+    """A dataset's text column through the same model's text tower as images: one space, so
+    a search by text ranks the rows; equal texts are exact duplicates at distance 0."""
+    pytest.importorskip("open_clip")
+    ws = cli_workspace
+    source = tmp_path / "notes.csv"
+    source.write_text("note,stars\n" + "".join(f"{text},{i % 5}\n" for i, text in enumerate(
+        ["a red car", "a blue bird", "a green tree", "a red car", "an old house", "a fast train", "a calm lake", "a tall tower"])))
+    ws.run("dataset", "import", str(source), "--name", "notes")
+    save_tiny_clip(tmp_path / "tiny")
+    done = ws.run("embeddings", "compute", "notes", "--columns", "note", "--checkpoint", f"local-dir:{tmp_path / 'tiny'}",
+                  "--map", "pca", "--json").json()
+    assert (done["kind"], done["count"], done["dimension"], done["metric"]) == ("text", 8, 32, "cosine")
+    found = ws.run("embeddings", "search", "notes", "--text", "a red car", "--k", "3", "--json").json()
+    assert len(found) == 3 and {p["id"] for p in found[:2]} == {"0", "3"}  # the same text: distance 0
+    assert found[0]["distance"] == pytest.approx(0.0, abs=1e-5) and found[0]["values"]["note"] == "a red car"
+    assert ws.run("embeddings", "duplicates", "notes", "--json").json()["exact"] == [{"ids": ["0", "3"]}]  # on the embedded column
