@@ -34,6 +34,7 @@ from dataplat_dagster.catalog.models import DatasetSpec
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.assets import dataset_key
 from dataplat_dagster.datasets.storage import DatasetStore, catalog_reference, project_root
+from dataplat_dagster.embeddings.manage import follow_delete, follow_rename
 from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.workspace import Project, check_name
 
@@ -145,6 +146,7 @@ def _rename_steps(instance, project: Project, name: str, new_name: str, renamed:
     if new_name not in catalog.datasets:  # the command died before it took the new name
         _take_name(project, store, name, new_name, renamed)
     moved = store.move_to(new_name)
+    follow_rename(instance, project, root, name, new_name)
     if registry.dataset(name) is not None:
         registry.remove_dataset(name)
     elif name in load_catalog(project.catalog_path).datasets:
@@ -202,6 +204,7 @@ def _delete_steps(instance, project: Project, name: str) -> None:
         with edit_catalog(project.catalog_path) as declared:
             declared.datasets.pop(name, None)
     DatasetStore(root, name).delete()
+    follow_delete(instance, project, root, name)
     instance.wipe_assets([AssetKey(dataset_key(project.name, name))])
     _end(root, name)
 

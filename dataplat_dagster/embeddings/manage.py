@@ -110,3 +110,37 @@ def start_compute(instance: DagsterInstance, workspace: Workspace, project: Proj
     warning = webserver.notify_catalog_changed(workspace.root, project.name) if new else None
     run_id = runs.submit(instance, workspace, runs.RunRequest(project, JOB_NAME, [key], run_config, tags), wait=wait)
     return run_id, spec, warning
+
+
+def follow_rename(instance: DagsterInstance, project: Project, root, name: str, new_name: str) -> None:
+    """The embeddings of a renamed dataset or image folder move with it: their entry, their
+    files (their ids, row positions or image paths, still hold), and their last
+    materialization, reported again under the new key. Each step can run again after a crash."""
+    from dagster import AssetMaterialization
+
+    from dataplat_dagster.embeddings.layout import embeddings_store
+
+    registry = Registry(root)
+    spec = registry.embedding(name)
+    if spec is not None:
+        registry.save_embeddings(new_name, spec)
+    embeddings_store(root, name).move_to(new_name)
+    if spec is not None:
+        registry.remove_embeddings(name)
+    old_key, new_key = AssetKey(embeddings_key(project.name, name)), AssetKey(embeddings_key(project.name, new_name))
+    latest = instance.get_latest_materialization_event(old_key)
+    if latest is not None and instance.get_latest_materialization_event(new_key) is None:
+        from dagster import MetadataValue
+
+        metadata = dict(latest.asset_materialization.metadata)
+        metadata["renamed_from"] = MetadataValue.text("/".join(old_key.path))
+        instance.report_runless_asset_event(AssetMaterialization(asset_key=new_key, metadata=metadata))
+
+
+def follow_delete(instance: DagsterInstance, project: Project, root, name: str) -> None:
+    """The embeddings of a deleted dataset or image folder go with it: entry, files, events."""
+    from dataplat_dagster.embeddings.layout import embeddings_store
+
+    Registry(root).remove_embeddings(name)
+    embeddings_store(root, name).delete()
+    instance.wipe_assets([AssetKey(embeddings_key(project.name, name))])

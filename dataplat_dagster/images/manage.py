@@ -28,6 +28,7 @@ from dataplat_dagster.datasets.importing import TAG_ACTION, run_op_config, stage
 from dataplat_dagster.datasets.status import materialized_at, metadata_value, run_status
 from dataplat_dagster.datasets.storage import DatasetStore, project_root
 from dataplat_dagster.definitions import DATASETS_JOB
+from dataplat_dagster.embeddings.manage import follow_delete, follow_rename
 from dataplat_dagster.errors import DataplatError, InputError
 from dataplat_dagster.images.assets import IMAGES_FOLDER, SUMMARY_FILE, after_failure, image_folder_key, image_folder_store
 from dataplat_dagster.workspace import Project, Workspace, check_name
@@ -195,6 +196,7 @@ def rename_image_folder(instance: DagsterInstance, project: Project, name: str, 
             new_name, spec.model_copy(update={"renamed_from": [*spec.renamed_from, name]})):
         raise DataplatError(f"An image folder named {new_name!r} already exists; choose another name.")
     moved = store.move_to(new_name)
+    follow_rename(instance, project, store.root, name, new_name)
     registry.remove_image_folder(name)
     old_key, new_key = AssetKey(image_folder_key(project.name, name)), AssetKey(image_folder_key(project.name, new_name))
     latest = instance.get_latest_materialization_event(old_key)
@@ -212,6 +214,7 @@ def delete_image_folder(instance: DagsterInstance, project: Project, name: str) 
     store = find_image_folder(project, name)
     Registry(store.root).remove_image_folder(name)
     store.delete()
+    follow_delete(instance, project, store.root, name)
     instance.wipe_assets([AssetKey(image_folder_key(project.name, name))])
 
 

@@ -310,3 +310,27 @@ def test_text_columns_through_the_text_tower(cli_workspace, tmp_path):
     assert len(found) == 3 and {p["id"] for p in found[:2]} == {"0", "3"}  # the same text: distance 0
     assert found[0]["distance"] == pytest.approx(0.0, abs=1e-5) and found[0]["values"]["note"] == "a red car"
     assert ws.run("embeddings", "duplicates", "notes", "--json").json()["exact"] == [{"ids": ["0", "3"]}]  # on the embedded column
+
+
+def test_embeddings_follow_a_rename_and_go_with_a_delete(cli_workspace, tmp_path):
+    ws = cli_workspace
+    source = tmp_path / "things.csv"
+    labelled_csv(source, rows_per_class=10, duplicate_row=False)
+    ws.run("dataset", "import", str(source), "--name", "things")
+    ws.run("embeddings", "compute", "things", "--map", "pca")
+    before = ws.run("embeddings", "neighbors", "things", "--id", "3", "--json").json()
+
+    ws.run("dataset", "rename", "things", "items")
+    assert ws.datasets()["items"]["embeddings"] == "ready"
+    assert ws.run("embeddings", "neighbors", "items", "--id", "3", "--json").json() == before
+    assert not (ws.project_dir / "storage" / "embeddings" / "things").exists()
+    gone = ws.run("embeddings", "neighbors", "things", "--id", "3", check=False)
+    assert gone.code != 0 and "'things' has no embeddings" in gone.stderr
+
+    ws.run("dataset", "delete", "items", "--yes")
+    assert not (ws.project_dir / "storage" / "embeddings" / "items").exists()
+    assert not (ws.project_dir / "storage" / "_registry" / "embeddings" / "items.json").exists()
+    with ws.instance() as instance:
+        from dagster import AssetKey
+
+        assert instance.get_latest_materialization_event(AssetKey(["shop", "embeddings", "items"])) is None
