@@ -50,9 +50,10 @@ goes to scratch folders there, removed at the end.
    umap     ``map_2d(..., "umap", ...)`` with the precomputed neighbour graph, after a
             2,000-point warm-up that pays numba's compilation (timed apart). At
             ``--umap-rows`` (default 100k, 250k, 500k: the first rows), each with its own
-            neighbours (IVF, as at the full size), in turn until the growth between the last
-            two sizes predicts the full size under ``--umap-limit`` seconds (900): then at
-            the full size (with the stored neighbours) instead of the next.
+            neighbours (IVF, as at the full size); at the full size (with the stored
+            neighbours) only when the growth between the last two sizes predicts it under
+            ``--umap-limit`` seconds (900). UMAP grows faster than linearly (n^1.0 from 100k
+            to 250k, n^1.8 from 250k to 1M here): a prediction from small sizes is low.
    peer     sklearn in memory: ``pandas.read_parquet`` of the 8 columns, a
             ``ColumnTransformer`` (``SimpleImputer`` + ``StandardScaler`` on the numbers and
             the date as days, ``OneHotEncoder`` on the category, ``HashingVectorizer`` with 64
@@ -984,8 +985,6 @@ def tabular_part(args, ctx: Context) -> None:
             predicted = m2.report["seconds"] * (args.rows / n2) ** growth
             print(f"  UMAP grows as n^{growth:.2f} from {n1:,} to {n2:,} rows: {predicted:,.0f} s predicted at "
                   f"{args.rows:,} (limit {args.umap_limit:,} s)", flush=True)
-            if predicted <= args.umap_limit:
-                break
     if predicted is None or predicted <= args.umap_limit:
         m = run_worker("tab_map", {"vectors": str(vectors), "rows": args.rows, "method": "umap",
                                    "positions": str(positions), "distances": str(distances)})
