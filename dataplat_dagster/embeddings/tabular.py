@@ -277,21 +277,49 @@ def _features(column: _Column, array: pa.Array) -> np.ndarray:
         found = codes >= 0
         body[np.nonzero(found)[0], codes[found]] = _WEIGHT
     else:
-        body = _hashed_words(array.to_pylist())
+        body = _hashed_words(array)
     if nulls is not None:
         return np.hstack([body, nulls[:, None] * _WEIGHT])
     return body
 
 
-def _hashed_words(texts: list) -> np.ndarray:
+def _hashed_words(array: pa.Array) -> np.ndarray:
     """A signed hashed bag of lower-case words per text, normalized to length 1/√2 (CRC32:
-    the same buckets in every process, unlike Python's salted ``hash``)."""
-    out = np.zeros((len(texts), TEXT_BUCKETS))
-    for row, text in enumerate(texts):
-        if not text:
-            continue
-        for word in _WORD.findall(str(text).lower()):
-            code = zlib.crc32(word.encode())
-            out[row, code % TEXT_BUCKETS] += 1.0 if code & 0x80000000 else -1.0
+    the same buckets in every process, unlike Python's salted ``hash``).
+
+    The words are ``_WORD``'s in ``str.lower()``'s text. ASCII texts are lower-cased and split
+    by pyarrow (where a word is ``[0-9a-z_]+``), each distinct word hashed once; other texts go
+    through Python's ``lower`` and ``re`` once per distinct text, as Unicode's case and word
+    rules are Python's to keep. Word counts are small integers: summed in any order, the
+    float64 result is the same."""
+    array = _plain_array(array)
+    rows = len(array)
+    out = np.zeros((rows, TEXT_BUCKETS))
+    ascii_rows = pc.fill_null(pc.string_is_ascii(array), True).to_numpy(zero_copy_only=False)
+    where = np.flatnonzero(ascii_rows)
+    words = pc.split_pattern_regex(pc.ascii_lower(array.filter(pa.array(ascii_rows))), r"[^0-9a-z_]+")
+    parents = where[pc.list_parent_indices(words).to_numpy()]
+    flat = pc.list_flatten(words)
+    present = pc.greater(pc.binary_length(flat), 0).to_numpy(zero_copy_only=False)
+    if present.any():
+        encoded = pc.dictionary_encode(flat.filter(pa.array(present)))
+        bucket, sign = _buckets(encoded.dictionary.to_pylist())
+        codes = encoded.indices.to_numpy()
+        cells = parents[present] * TEXT_BUCKETS + bucket[codes]
+        out += np.bincount(cells, weights=sign[codes], minlength=rows * TEXT_BUCKETS).reshape(rows, TEXT_BUCKETS)
+    others = np.flatnonzero(~ascii_rows)
+    if others.size:
+        encoded = pc.dictionary_encode(array.filter(pa.array(~ascii_rows)))
+        distinct = np.zeros((len(encoded.dictionary), TEXT_BUCKETS))
+        for position, text in enumerate(encoded.dictionary.to_pylist()):
+            bucket, sign = _buckets(_WORD.findall(text.lower()))
+            np.add.at(distinct[position], bucket, sign)
+        out[others] = distinct[encoded.indices.to_numpy()]
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0) * _WEIGHT
+
+
+def _buckets(words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each word's bucket and sign (+1 when CRC32's top bit is set, else -1)."""
+    codes = np.array([zlib.crc32(word.encode()) for word in words], dtype=np.uint32)
+    return (codes % TEXT_BUCKETS).astype(np.int64), np.where(codes & 0x80000000, 1.0, -1.0)
