@@ -1,13 +1,22 @@
-"""Nearest neighbours of stored vectors: exact search below a measured size, faiss's IVF
-index above it.
+"""Nearest neighbours of stored vectors: exact search where it is cheap, faiss's IVF index
+where it is not.
 
 Image and text vectors are L2-normalized and compared by cosine distance (1 - cosine
-similarity); tabular vectors by Euclidean distance. Exact search (faiss's flat index, one
-BLAS product per block of queries) answers a query on 12.8 million vector elements
-(200,000 × 64) in 11.5 ms; past ``INDEX_ABOVE`` elements a query goes through an inverted
-file index (``IndexIVFFlat``: ``4·√n`` lists, ``NPROBE`` probed), built in the run and stored
-beside the vectors (bench/README.md has the figures that chose it over usearch's HNSW and
-faiss's own HNSW: the same recall, a tenth of the build time).
+similarity); tabular vectors by Euclidean distance. Exact search is faiss's flat index (one
+BLAS product per block of queries). Two costs decide, each measured (bench/README.md):
+
+- a single query costs n·d: exact search answers one on 12.8 million vector elements
+  (200,000 × 64) in about 3 ms, on 20 million in 4 to 6 ms. Past ``INDEX_ABOVE`` elements a
+  query goes through an inverted file index (``IndexIVFFlat``: ``4·√n`` lists, ``NPROBE``
+  probed), built in the run and stored beside the vectors;
+- every point's neighbours, which each run stores, cost n²·d: exact search of all 625,000 ×
+  32 points takes about 23 minutes, IVF 1 minute. Past ``ALL_EXACT_UP_TO`` (20,000 × 20,000
+  × 32, under a second exact) they come from an IVF index even where single queries stay
+  exact; IVF was already 2.6× faster there, and 7× at 200,000 × 32, with recall@10 ≥ 0.995.
+
+On 1M vectors IVF builds in 0.70× the time of faiss's HNSW and 0.57× usearch's, with a better
+recall (1.000 against 0.956 and 0.966). k-means runs on a sample drawn with a fixed seed:
+a run finds the same neighbours as the last.
 
 faiss is imported here only.
 """
@@ -21,7 +30,8 @@ import numpy as np
 
 from dataplat_dagster.errors import DataplatError
 
-INDEX_ABOVE = 20_000_000  # vectors × dimension: below it, exact search answers within ~20 ms
+INDEX_ABOVE = 20_000_000  # vectors × dimension: below it, an exact single query takes about 5 ms
+ALL_EXACT_UP_TO = 20_000 * 20_000 * 32  # vectors² × dimension: below it, exact all-neighbours takes under a second
 NPROBE = 16
 STORED_NEIGHBORS = 15  # per point, nearest first: the explorer lists 10, UMAP's graph takes 15
 TABULAR_HINT = "install the extra: pip install 'dataplat-dagster[embeddings-tabular]' (umap-learn, scikit-learn, faiss-cpu)"
@@ -42,11 +52,14 @@ class NeighborIndex:
     approximate: bool
 
     @classmethod
-    def build(cls, vectors: np.ndarray, metric: str) -> NeighborIndex:
+    def build(cls, vectors: np.ndarray, metric: str, approximate: bool | None = None) -> NeighborIndex:
+        """Exact up to ``INDEX_ABOVE`` elements, IVF above, unless ``approximate`` says which."""
         faiss = require_faiss()
         n, dimension = vectors.shape
         inner = metric == "cosine"
-        if n * dimension <= INDEX_ABOVE:
+        if approximate is None:
+            approximate = n * dimension > INDEX_ABOVE
+        if not approximate:
             index = faiss.IndexFlatIP(dimension) if inner else faiss.IndexFlatL2(dimension)
             index.add(np.ascontiguousarray(vectors, dtype=np.float32))
             return cls(index, metric, approximate=False)
@@ -83,6 +96,16 @@ class NeighborIndex:
         return cls(index, metric, approximate=hasattr(index, "nprobe"))
 
 
+def graph_index(index: NeighborIndex, vectors: np.ndarray) -> NeighborIndex:
+    """The index to find every point's neighbours with: ``index`` itself, or an IVF index over
+    ``vectors`` when ``index`` is exact and exact search of all points would cost more than
+    ``ALL_EXACT_UP_TO``."""
+    n, dimension = vectors.shape
+    if index.approximate or n * n * dimension <= ALL_EXACT_UP_TO:
+        return index
+    return NeighborIndex.build(vectors, index.metric, approximate=True)
+
+
 def all_neighbors(index: NeighborIndex, vectors: np.ndarray, k: int = STORED_NEIGHBORS,
                   block: int = 8_192) -> tuple[np.ndarray, np.ndarray]:
     """Each point's ``k`` nearest other points, (n, k) positions and distances, -1 / inf where
@@ -106,8 +129,15 @@ def all_neighbors(index: NeighborIndex, vectors: np.ndarray, k: int = STORED_NEI
 
 
 def uniqueness(distances: np.ndarray) -> np.ndarray:
-    """How untypical each point is, in [0, 1], as FiftyOne's brain scores uniqueness: the
-    weighted distance to its 3 nearest neighbours (0.6, 0.3, 0.1), over the largest such."""
+    """How untypical each point is, in [0, 1]: the weighted distance to its 3 nearest
+    neighbours (0.6, 0.3, 0.1, the weights of FiftyOne's brain), over the largest such.
+
+    Not FiftyOne's ranking, by choice: its brain subtracts the mean vector before taking cosine
+    distances (and below 15,000 samples skips the nearest neighbour), while this scores the
+    neighbours the run stores and the explorer lists, in the run's own metric, so that a point
+    shown as unique is one whose listed neighbours are far. Where vectors share a dominant
+    direction the two rankings differ (bench/README.md: Spearman 0.07 on random-weight CLIP
+    vectors; 0.99 when these are given FiftyOne's centred vectors)."""
     weights = np.array([0.6, 0.3, 0.1], dtype=np.float64)[: distances.shape[1]]
     near = np.where(np.isfinite(distances[:, : weights.size]), distances[:, : weights.size], 0.0)
     score = near @ (weights / weights.sum())
