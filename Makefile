@@ -16,7 +16,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml constraints/test.txt | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[test,embeddings]" -c constraints/test.txt
+	$(BIN)/python -m pip install --quiet -e ".[test,embeddings,quality]" -c constraints/test.txt
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -59,3 +59,4 @@ bench: install
 	$(BIN)/python bench/exporters.py
 	$(BIN)/python bench/image_folders.py
 	$(BIN)/python bench/embeddings.py
+	$(BIN)/python bench/checks.py

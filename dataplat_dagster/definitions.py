@@ -31,6 +31,7 @@ from dataplat_dagster.images.assets import image_folder_asset
 from dataplat_dagster.images.loading import ImageFolderIOManager
 from dataplat_dagster.exporters.export_job import export_dataset_job, export_target_spec
 from dataplat_dagster.exporters.io_manager import ExporterIOManager
+from dataplat_dagster.quality.checks import checks_job, dataset_checks_definition
 from dataplat_dagster.workspace import Project
 
 # Materializes any selection of the project's datasets. In-process: a dataset import is
@@ -103,10 +104,16 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
     jobs.append(import_file_job(project, root))
     sensors.append(dropzone_sensor(project, root, jobs[-1], catalog.dropzone))
     jobs.append(rollback_job(project))  # `dataplat dataset rollback`: an earlier version made current again
+    # Each dataset's data-quality checks; pipeline datasets' ones target the pipeline's assets.
+    asset_checks = [dataset_checks_definition(project.name, root, name, catalog.dataset_checks(name))
+                    for name in catalog.checks if name in catalog.datasets and catalog.dataset_checks(name)]
+    if asset_checks:
+        jobs.append(checks_job(project.name, asset_checks))
     # Jobs that set no executor of their own (users' jobs too) honour the connectors' limits.
     executor = connector_executor(catalog.connectors)
     return Definitions(
         assets=[*sources, *assets, *embeddings, *exports],
+        asset_checks=asset_checks,
         jobs=[*jobs, *snapshot_jobs],
         schedules=schedules,
         sensors=sensors,

@@ -122,6 +122,10 @@ def _launch(graphql, url: str, request) -> tuple[str, dict]:
                 "jobName": request.job_name}
     if request.asset_keys:
         selector["assetSelection"] = [{"path": list(key.path)} for key in request.asset_keys]
+    if request.check_keys:
+        selector["assetSelection"] = selector.get("assetSelection", [])
+        selector["assetCheckSelection"] = [{"assetKey": {"path": list(key.asset_key.path)}, "name": key.name}
+                                           for key in request.check_keys]
     params = {
         "selector": selector,
         "runConfigData": dict(request.run_config),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -85,6 +86,64 @@ class EmbeddingsSpec(_Strict):
     created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
 
 
+Severity = Literal["warn", "error"]
+CHECK_NAME = re.compile(r"^[A-Za-z0-9_]{1,100}$")  # Dagster's rule for an asset check's name
+# What an expectation's name loses in its check's name: "expect_column_values_to_not_be_null"
+# on column "id" is the check "id_not_be_null".
+_EXPECTATION_PREFIXES = ("expect_column_values_to_", "expect_column_", "expect_table_", "expect_")
+
+
+class CheckSpec(_Strict):
+    """One Great Expectations expectation of a dataset, run as a Dagster asset check of it.
+
+    Declared in ``dataplat.yaml`` (``checks: {DATASET: [CheckSpec, ...]}``) or added with
+    ``dataplat check add`` (then kept in the run-time registry).
+    """
+
+    expectation: str = Field(description="The GX expectation type, e.g. expect_column_values_to_not_be_null.")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="Its arguments: column, min_value, value_set, mostly, ...")
+    severity: Severity = Field(
+        "warn", description="error: a failure blocks the steps downstream of the dataset (and, under a datasource's "
+        "quality_policy: fail, refuses the new snapshot); warn: it is reported only.")
+    name: str | None = Field(None, description="The asset check's name; unset: derived from the expectation and its column.")
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+
+    @field_validator("expectation")
+    @classmethod
+    def _looks_like_an_expectation(cls, value: str) -> str:
+        if not re.fullmatch(r"expect_[a-z0-9_]+", value):
+            raise ValueError(f"{value!r} is not an expectation type: they are snake_case names that start with expect_")
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str | None) -> str | None:
+        if value is not None and not CHECK_NAME.match(value):
+            raise ValueError(f"check name {value!r} is not valid: use letters, digits and underscores")
+        return value
+
+    def default_name(self) -> str:
+        short = next(self.expectation[len(p):] for p in _EXPECTATION_PREFIXES if self.expectation.startswith(p))
+        column = self.kwargs.get("column")
+        name = f"{column}_{short}" if isinstance(column, str) else short
+        return re.sub(r"[^A-Za-z0-9_]", "_", name)[:100]
+
+
+def named_checks(specs: list[CheckSpec]) -> dict[str, CheckSpec]:
+    """The checks of one dataset by name, each with its name set: a derived name that is
+    taken gets a number (``id_not_be_null_2``)."""
+    named: dict[str, CheckSpec] = {}
+    for spec in specs:
+        name = spec.name or spec.default_name()
+        base, number = name, 2
+        while name in named and spec.name is None:
+            name, number = f"{base}_{number}", number + 1
+        if name in named:
+            raise ValueError(f"two checks are named {name!r}: give one another name")
+        named[name] = spec.model_copy(update={"name": name})
+    return named
+
+
 class DropzoneSettings(_Strict):
     """The drop-zone sensor of the project (``dataplat_dagster.datasets.dropzone``)."""
 
@@ -155,6 +214,9 @@ class ProjectCatalog(_Strict):
     connectors: dict[str, ConnectorSpec] = Field(default_factory=dict)
     datasources: dict[str, DatasourceSpec] = Field(default_factory=dict)
     exporters: dict[str, ExporterSpec] = Field(default_factory=dict)
+    checks: dict[str, list[CheckSpec]] = Field(
+        default_factory=dict, description="Data-quality checks per dataset name; those added with `dataplat check add` "
+        "are in the run-time registry.")
     dropzone: DropzoneSettings | None = Field(None, description="The drop-zone sensor's settings.")
     versions_kept: int = Field(
         3, ge=1, description="Versions of each dataset kept in storage (the current one always): "
@@ -172,6 +234,10 @@ class ProjectCatalog(_Strict):
             dependants.append("the project's storage (storage_connector)")
         return dependants
 
+    def dataset_checks(self, dataset: str) -> dict[str, CheckSpec]:
+        """The checks of ``dataset`` by name (declared and added ones, in the merged catalog)."""
+        return named_checks(self.checks.get(dataset, []))
+
     def datasource_dependants(self, datasource: str) -> list[str]:
         """The datasets that are snapshots of ``datasource``."""
         return [f"dataset {name!r}" for name, spec in self.datasets.items() if spec.datasource == datasource]
@@ -187,6 +253,11 @@ class ProjectCatalog(_Strict):
         for name, spec in self.datasets.items():
             if spec.datasource and spec.datasource not in self.datasources:
                 raise ValueError(f"dataset {name!r} is a snapshot of the datasource {spec.datasource!r}, which does not exist")
+        for dataset, specs in self.checks.items():
+            try:
+                named_checks(specs)
+            except ValueError as error:
+                raise ValueError(f"checks of dataset {dataset!r}: {error}") from None
         if self.storage_connector is not None:
             problem = storage_connector_problem(self.storage_connector, self.connectors, self.storage_root)
             if problem:

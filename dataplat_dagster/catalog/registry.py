@@ -19,7 +19,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 from upath import UPath
 
-from dataplat_dagster.catalog.models import DatasetSpec, EmbeddingsSpec, ImageFolderSpec, ProjectCatalog
+from dataplat_dagster.catalog.models import CheckSpec, DatasetSpec, EmbeddingsSpec, ImageFolderSpec, ProjectCatalog
 from dataplat_dagster.datasets.storage import write_bytes, write_exclusive
 
 REGISTRY_FOLDER = "_registry"
@@ -107,6 +107,37 @@ class Registry:
     def remove_embeddings(self, name: str) -> None:
         self._remove("embeddings", name)
 
+    # Checks added with `dataplat check add`: one object per check, checks/<dataset>/<name>.json.
+
+    def checks(self) -> dict[str, list[CheckSpec]]:
+        """The added checks of each dataset, oldest first, each with its name set."""
+        folder = self.folder / "checks"
+        if not folder.exists():
+            return {}
+        found = {}
+        for dataset in folder.iterdir():
+            if dataset.is_dir():
+                entries = self._entries(f"checks/{dataset.name}", CheckSpec)
+                found[dataset.name] = [spec.model_copy(update={"name": name}) for name, spec in entries.items()]
+        return {dataset: specs for dataset, specs in found.items() if specs}
+
+    def add_check(self, dataset: str, spec: CheckSpec) -> bool:
+        """Register ``spec`` (its name set); ``False`` if a check of that name exists."""
+        return self._add(f"checks/{dataset}", spec.name, spec.model_copy(update={"name": None}))
+
+    def remove_check(self, dataset: str, name: str) -> None:
+        self._remove(f"checks/{dataset}", name)
+
+    def move_checks(self, dataset: str, new_name: str) -> None:
+        """The added checks of ``dataset`` become those of ``new_name`` (a rename)."""
+        for spec in self.checks().get(dataset, []):
+            self._add(f"checks/{new_name}", spec.name, spec.model_copy(update={"name": None}))
+            self.remove_check(dataset, spec.name)
+
+    def remove_checks(self, dataset: str) -> None:
+        for spec in self.checks().get(dataset, []):
+            self.remove_check(dataset, spec.name)
+
     def exports(self) -> dict[str, list[str]]:
         """The datasets exported through each exporter: the lineage edges to its target."""
         folder = self.folder / "exports"
@@ -141,13 +172,16 @@ def project_catalog(project) -> ProjectCatalog:
     embeddings = {**declared.embeddings}
     for name, spec in registry.embeddings().items():
         embeddings.setdefault(name, spec)
+    checks = {dataset: list(specs) for dataset, specs in declared.checks.items()}
+    for dataset, specs in registry.checks().items():
+        checks.setdefault(dataset, []).extend(specs)
     edges = registry.exports()
     exporters = {
         name: spec.model_copy(update={"datasets": [*spec.datasets, *(d for d in edges.get(name, []) if d not in spec.datasets)]})
         for name, spec in declared.exporters.items()
     }
     return declared.model_copy(update={"datasets": datasets, "image_folders": image_folders, "embeddings": embeddings,
-                                       "exporters": exporters})
+                                       "checks": checks, "exporters": exporters})
 
 
 def project_registry(project, declared: ProjectCatalog | None = None) -> Registry:

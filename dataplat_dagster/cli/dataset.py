@@ -165,7 +165,7 @@ def dataset_list(ctx: CliContext, origins: tuple[str, ...], search: str | None, 
         return
     print_table(
         ["name", "origin", "status", "rows", "columns", "size", "created", "datasource", "embeddings"],
-        [[i.name, i.origin, i.status + (f": {i.error}" if i.error else ""), human_count(i.rows), i.columns,
+        [[i.name, i.origin, i.status_text(), human_count(i.rows), i.columns,
           human_size(i.size_bytes), i.created_at.replace("T", " ")[:16], i.datasource, i.embeddings] for i in infos],
     )
 

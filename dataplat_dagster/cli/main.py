@@ -14,6 +14,7 @@ import textwrap
 
 import click
 
+from dataplat_dagster.cli.check import check
 from dataplat_dagster.cli.connector import connector
 from dataplat_dagster.cli.context import CliContext
 from dataplat_dagster.cli.datasource import datasource
@@ -47,6 +48,7 @@ cli.add_command(datasource)
 cli.add_command(exporter)
 cli.add_command(image_folder)
 cli.add_command(embeddings)
+cli.add_command(check)
 cli.add_command(dev)
 
 

@@ -42,11 +42,17 @@ def _emit(as_json: bool, data, print_text) -> None:
 def _print_overview(info, profile: dict, store) -> None:
     summary = profile["summary"]
     types = ", ".join(f"{count} {kind}" for kind, count in summary["column_types"].items())
-    click.echo(f"Dataset {info.name} ({info.origin}, {info.status})")
+    click.echo(f"Dataset {info.name} ({info.origin}, {info.status_text()})")
     click.echo(f"  rows: {human_count(summary['rows'])}    columns: {summary['columns']} ({types})")
     click.echo(f"  missing cells: {human_count(summary['missing_cells'])} ({summary['missing_pct']:.2f}%)"
                f"    duplicate rows: {human_count(summary['duplicate_rows'])}")
-    click.echo(f"  size: {human_size(info.size_bytes)}    report: {store.uri(storage.REPORT_FILE)}\n")
+    click.echo(f"  size: {human_size(info.size_bytes)}    report: {store.uri(storage.REPORT_FILE)}")
+    if info.checks:
+        checks = info.checks
+        failed = f" (failed: {', '.join(checks['failed_checks'])})" if checks["failed"] else ""
+        not_run = f", {checks['not_run']} not run yet" if checks["not_run"] else ""
+        click.echo(f"  checks: {checks['passed']} of {checks['count']} passed{failed}{not_run}: `dataplat check list {info.name}`")
+    click.echo()
     _print_columns(profile["columns"])
     pairs = _strongest_correlations(profile)
     if pairs:

@@ -259,6 +259,9 @@ def import_into_dataset(context: OpExecutionContext, project: Project, root: UPa
     context.log_event(AssetMaterialization(asset_key=key, metadata=metadata, description=f"Imported from {label}."))
     rows, columns = metadata["dagster/row_count"].value, metadata["columns_count"].value
     context.log.info(f"Dataset {name!r} is ready: {rows:,} rows × {columns} columns.")
+    from dataplat_dagster.quality.checks import log_evaluations
+
+    log_evaluations(context, project.name, store.root, name, project_catalog(project).dataset_checks(name))
     if not existing:
         _reload_code_location(context, project)
 

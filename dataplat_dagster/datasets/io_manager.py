@@ -73,12 +73,20 @@ class DatasetIOManager(ConfigurableIOManager):
         import pyarrow.parquet as pq
 
         name = context.asset_key.path[-1]
-        version = DatasetStore(self._project_state()[1], name).current()
+        catalog, root, _ = self._project_state()
+        version = DatasetStore(root, name).current()
         if version is None:
             raise DataplatError(
                 f"Dataset {name!r} has no stored data yet: materialize "
                 f"{context.asset_key.to_user_string()} first (or import it with `dataplat dataset import`)."
             )
+        checks = catalog.dataset_checks(name) if name in catalog.checks else {}
+        if checks:
+            from dataplat_dagster.quality.gate import refusal
+
+            reason = refusal(context.instance, self.project, name, checks, version.id)
+            if reason:
+                raise Failure(reason, allow_retries=False)
         with version.local_file(storage.DATA_FILE) as path:
             table = pq.read_table(path)
         if context.dagster_type.typing_type is pa.Table:

@@ -147,6 +147,7 @@ def _rename_steps(instance, project: Project, name: str, new_name: str, renamed:
         _take_name(project, store, name, new_name, renamed)
     moved = store.move_to(new_name)
     follow_rename(instance, project, root, name, new_name)
+    _follow_checks(project, registry, name, new_name)
     if registry.dataset(name) is not None:
         registry.remove_dataset(name)
     elif name in load_catalog(project.catalog_path).datasets:
@@ -154,6 +155,20 @@ def _rename_steps(instance, project: Project, name: str, new_name: str, renamed:
             declared.datasets.pop(name, None)
     _carry_materialization(instance, project, name, new_name, moved)
     _end(root, name)
+
+
+def _follow_checks(project: Project, registry: Registry, name: str, new_name: str | None) -> None:
+    """The dataset's checks follow a rename (to ``new_name``) or go with a delete (None),
+    whether added with the CLI or declared in the catalog file."""
+    if new_name:
+        registry.move_checks(name, new_name)
+    else:
+        registry.remove_checks(name)
+    if name in load_catalog(project.catalog_path).checks:
+        with edit_catalog(project.catalog_path) as declared:
+            specs = declared.checks.pop(name)
+            if new_name:
+                declared.checks[new_name] = [*declared.checks.get(new_name, []), *specs]
 
 
 def _declared_rename(project: Project, store: DatasetStore, renamed: DatasetSpec, new_name: str) -> DatasetSpec:
@@ -205,6 +220,7 @@ def _delete_steps(instance, project: Project, name: str) -> None:
             declared.datasets.pop(name, None)
     DatasetStore(root, name).delete()
     follow_delete(instance, project, root, name)
+    _follow_checks(project, registry, name, None)
     instance.wipe_assets([AssetKey(dataset_key(project.name, name))])
     _end(root, name)
 

@@ -29,6 +29,9 @@ from dataplat_dagster.datasets.versions import VERSION_METADATA
 
 # Called with the new Parquet's schema before anything is published; raising refuses it.
 Accept = Callable[[pa.Schema], None]
+# Called with the staged Parquet file before anything is published; raising refuses it
+# (a datasource's quality_policy: fail).
+Gate = Callable[[Path], None]
 # Called once the data is written, before it is published: what the version's manifest
 # records for the next run (an incremental datasource's cursor), published with the data.
 State = Callable[[], dict]
@@ -56,6 +59,7 @@ def materialize_file_dataset(
     run_id: str | None = None,
     state: State | None = None,
     versions_kept: int = storage.DEFAULT_VERSIONS_KEPT,
+    gate: Gate | None = None,
 ) -> Materialized:
     """``dialect``, when given, is the one already detected for this very file (the CLI
     detects before it registers anything): the run reads with exactly what was printed."""
@@ -76,7 +80,7 @@ def materialize_file_dataset(
         side_files = {storage.DIALECT_FILE: _write_json(tmp / storage.DIALECT_FILE, dialect.to_json())}
         version = store.new_version()
         metadata = _publish(store, version, tmp, result.schema, side_files, rows=result.rows, profile=profile, accept=accept,
-                            subtitle=dialect.describe(), run_id=run_id, state=state, versions_kept=versions_kept)
+                            subtitle=dialect.describe(), run_id=run_id, state=state, versions_kept=versions_kept, gate=gate)
     metadata.update(
         {
             "dialect": MetadataValue.json(dialect.to_json()),
@@ -99,6 +103,7 @@ def materialize_arrow_dataset(
     run_id: str | None = None,
     state: State | None = None,
     versions_kept: int = storage.DEFAULT_VERSIONS_KEPT,
+    gate: Gate | None = None,
 ) -> Materialized:
     """Write ``batches`` (streamed, never all in memory) as the dataset's new version."""
     with store.staging() as tmp:
@@ -108,7 +113,7 @@ def materialize_arrow_dataset(
             log.info(f"Wrote {rows:,} rows × {len(schema)} columns to Parquet.")
         version = store.new_version()
         metadata = _publish(store, version, tmp, schema, {}, rows=rows, profile=profile, accept=accept, subtitle=subtitle,
-                            run_id=run_id, state=state, versions_kept=versions_kept)
+                            run_id=run_id, state=state, versions_kept=versions_kept, gate=gate)
     metadata.update(_base_metadata(version, rows, len(schema)))
     return Materialized(None, rows, len(schema), schema, metadata)
 
@@ -148,11 +153,14 @@ def stored_schema(stored: DatasetStore | DatasetVersion | None) -> pa.Schema | N
 
 
 def _publish(store: DatasetStore, version: DatasetVersion, tmp: Path, schema: pa.Schema, staged: dict, *, rows: int,
-             profile: bool, accept, subtitle: str, run_id: str | None, state: State | None, versions_kept: int) -> dict:
+             profile: bool, accept, subtitle: str, run_id: str | None, state: State | None, versions_kept: int,
+             gate: Gate | None = None) -> dict:
     """Profile the staged Parquet, then publish the version whole; returns the profile's metadata."""
     if accept:
         accept(schema)
     data_file = tmp / storage.DATA_FILE
+    if gate:
+        gate(data_file)
     metadata: dict = {}
     if profile:
         metadata = _profile(version, data_file, subtitle, tmp, staged)

@@ -33,9 +33,17 @@ class DatasetInfo:
     asset_key: list[str]
     description: str | None
     embeddings: str = "none"  # none, computing, ready, stale, or failed: reason
+    # Its data-quality checks' last results: {count, passed, failed, not_run, failed_checks}.
+    checks: dict | None = None
 
     def to_json(self) -> dict:
         return asdict(self)
+
+    def status_text(self) -> str:
+        """The status as the list and show print it: "ready, 2 checks failed"."""
+        text = self.status + (f": {self.error}" if self.error else "")
+        failed = (self.checks or {}).get("failed")
+        return f"{text}, {failed} check{'s' if failed != 1 else ''} failed" if failed else text
 
 
 def dataset_infos(
@@ -47,11 +55,16 @@ def dataset_infos(
     from dataplat_dagster.embeddings.status import embeddings_status
 
     records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
+    from dataplat_dagster.quality.checks import checks_summary
+
     embeddings = embeddings_status(instance, project, catalog, wanted)
-    return [_info(instance, name, catalog.datasets[name], keys[name], records.get(keys[name]), embeddings[name]) for name in wanted]
+    return [_info(instance, name, catalog.datasets[name], keys[name], records.get(keys[name]), embeddings[name],
+                  checks_summary(instance, project.name, name, catalog.dataset_checks(name)))
+            for name in wanted]
 
 
-def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey, entry, embeddings: str) -> DatasetInfo:
+def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey, entry, embeddings: str,
+          checks: dict | None) -> DatasetInfo:
     materialization = entry.last_materialization if entry else None
     metadata = materialization.asset_materialization.metadata if materialization else {}
     status, error, run_id = run_status(instance, entry, materialization)
@@ -70,6 +83,7 @@ def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey
         asset_key=list(key.path),
         description=spec.description,
         embeddings=embeddings,
+        checks=checks,
     )
 
 

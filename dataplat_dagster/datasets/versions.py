@@ -61,6 +61,9 @@ def rollback_job(project: Project) -> JobDefinition:
             )
         )
         context.log.info(f"Dataset {config.dataset!r} is at version {version.id} ({version.manifest.get('rows')} rows).")
+        from dataplat_dagster.quality.checks import log_evaluations
+
+        log_evaluations(context, project.name, store.root, config.dataset, catalog.dataset_checks(config.dataset))
 
     @job(name=ROLLBACK_JOB, executor_def=in_process_executor, tags={"dataplat/project": project.name},
          description=f"Make an earlier version of a dataset of project {project.name!r} current again.")

@@ -76,8 +76,9 @@ def snapshot_asset(project: Project, root, name: str, spec: DatasetSpec, source:
 
         connector = getattr(context.resources, source.connector)
         try:
-            versions_kept = project_catalog(project).versions_kept
-            yield from Snapshot(context, store, datasource, source, connector, config, versions_kept).run()
+            catalog = project_catalog(project)
+            checks = catalog.dataset_checks(name) if source.quality_policy == "fail" else {}
+            yield from Snapshot(context, store, datasource, source, connector, config, catalog.versions_kept, checks).run()
         except BaseException:  # a new snapshot dataset that never succeeded is unregistered if asked
             lifecycle.after_failure(context.instance, project_registry(project), store, context.asset_key, context.run.tags, None)
             raise

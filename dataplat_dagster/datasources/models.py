@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from dataplat_dagster.catalog.csv_options import CsvOptions
 
 DriftPolicy = Literal["warn", "fail"]
+QualityPolicy = Literal["warn", "fail"]
 
 
 class DatasourceSpec(BaseModel):
@@ -29,6 +30,9 @@ class DatasourceSpec(BaseModel):
     options: CsvOptions = Field(default_factory=CsvOptions, description="CSV dialect overrides for files.")
     schedule: str | None = Field(None, description="Cron schedule of the snapshot datasets, e.g. '0 6 * * *'.")
     drift_policy: DriftPolicy = Field("warn", description="Schema drift between snapshots: warn, or fail the snapshot.")
+    quality_policy: QualityPolicy = Field(
+        "warn", description="An error-severity check failing on a new snapshot or refresh: warn (it is published and "
+        "the check fails), or fail (it is refused and the previous version stays current).")
     incremental_by: str | None = Field(None, description="SQL: a cursor column; refreshes fetch only rows past the last one.")
     merge_key: list[str] | None = Field(
         None, description="With incremental_by: the columns that identify a row; a refresh upserts, the newest row of each key wins.",

@@ -43,11 +43,15 @@ class _Refused(Exception):
         self.drift = drift
 
 
+class _QualityRefused(Exception):
+    """Under ``quality_policy: fail``, the new version failed an error check."""
+
+
 class Snapshot:
     """One snapshot of datasource ``datasource`` into the dataset stored in ``store``."""
 
     def __init__(self, context: AssetExecutionContext, store: DatasetStore, datasource: str, spec: DatasourceSpec, connector,
-                 config: SnapshotConfig, versions_kept: int = storage.DEFAULT_VERSIONS_KEPT):
+                 config: SnapshotConfig, versions_kept: int = storage.DEFAULT_VERSIONS_KEPT, checks: dict | None = None):
         from dataplat_dagster.datasets.materialize import stored_schema
 
         self.context, self.store, self.datasource, self.spec = context, store, datasource, spec
@@ -57,6 +61,10 @@ class Snapshot:
         self.previous = stored_schema(self.current)
         self.drift: SchemaDrift | None = None
         self.publishing = {"run_id": context.run_id, "versions_kept": versions_kept}
+        # The dataset's checks under quality_policy: fail, evaluated on the staged version.
+        self.checks = checks or {}
+        if any(check.severity == "error" for check in self.checks.values()):
+            self.publishing["gate"] = self._gate
 
     def run(self) -> Iterator:
         try:
@@ -67,6 +75,13 @@ class Snapshot:
                 description=f"The snapshot of datasource {self.datasource!r} was refused: {refused.drift.describe()} "
                 "Its drift_policy is 'fail', so the previous version stays current. Set drift_policy: warn "
                 "in the datasource to accept the new schema.",
+                allow_retries=False,
+            ) from None
+        except _QualityRefused as refused:
+            raise Failure(
+                description=f"The new version of datasource {self.datasource!r} was refused: it failed its error check(s) "
+                f"({refused}). Its quality_policy is 'fail', so the previous version stays current. Fix the source, "
+                "or set quality_policy: warn in the datasource to publish such a version with the checks failed.",
                 allow_retries=False,
             ) from None
         except DataplatError as error:
@@ -87,6 +102,14 @@ class Snapshot:
         if self.spec.drift_policy == "fail":
             raise _Refused(self.drift)
         self.context.log.warning(self.drift.describe())
+
+    def _gate(self, parquet: Path) -> None:
+        """Called with the new version's staged Parquet before anything is published."""
+        from dataplat_dagster.quality.gate import staged_refusal
+
+        reason = staged_refusal(parquet, self.checks)
+        if reason:
+            raise _QualityRefused(reason)
 
     # -- files --------------------------------------------------------------------------
 

@@ -296,6 +296,10 @@ def _column_exprs(column: _Column, exact_distinct: bool) -> dict[Any, str]:
         exprs[(i, "quantiles")] = f"reservoir_quantile({v}, [{quantiles}], {QUANTILE_SAMPLE})"
     elif column.kind == "boolean":
         exprs[(i, "top")] = f"map_entries(histogram({q}))"
+    elif column.kind == "text" and _is_string(column.arrow_type):
+        # In characters, as Python and GX's value-length checks count them.
+        exprs[(i, "min_length")] = f"min(length({q}))"
+        exprs[(i, "max_length")] = f"max(length({q}))"
     return exprs
 
 
@@ -321,6 +325,8 @@ def _column_profile(column: _Column, stats: dict, exact_distinct: bool) -> dict:
         profile["top_values"] = _top_values(stats[(i, "top")], _text)
     else:
         profile["top_values"] = []
+        if (i, "min_length") in stats:
+            profile["min_length"], profile["max_length"] = stats[(i, "min_length")], stats[(i, "max_length")]
     return profile
 
 

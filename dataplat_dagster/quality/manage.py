@@ -1,0 +1,156 @@
+"""Declaring, listing, suggesting and running a dataset's checks, for the CLI.
+
+Checks added here go to the project's run-time registry (one object per check), so every
+process of a deployment sees them; checks in ``dataplat.yaml`` are reviewed configuration
+that only an edit of the file changes. A run of checks is a Dagster run of the
+``quality_checks`` job with only the chosen checks selected: the UI shows it, and its
+results are the checks' history on the dataset's Checks tab.
+"""
+
+from __future__ import annotations
+
+from dagster import AssetCheckKey, AssetKey, DagsterInstance
+from pydantic import ValidationError
+
+from dataplat_dagster import runs
+from dataplat_dagster.catalog.models import CheckSpec, find_entry
+from dataplat_dagster.catalog.registry import project_catalog, project_registry
+from dataplat_dagster.datasets import storage
+from dataplat_dagster.datasets.assets import dataset_key
+from dataplat_dagster.errors import DataplatError
+from dataplat_dagster.quality.checks import CHECKS_JOB
+from dataplat_dagster.workspace import Project, Workspace
+
+TAG_DATASET = "dataplat/dataset"
+
+
+def _dataset_checks(project: Project, dataset: str) -> dict[str, CheckSpec]:
+    catalog = project_catalog(project)
+    find_entry(catalog.datasets, "dataset", dataset, project.name)
+    try:
+        return catalog.dataset_checks(dataset)
+    except ValueError as error:
+        raise DataplatError(f"The checks of dataset {dataset!r}: {error}.") from None
+
+
+def _declared(project: Project, dataset: str) -> set[str]:
+    from dataplat_dagster.catalog.models import named_checks
+    from dataplat_dagster.catalog.store import load_catalog
+
+    return set(named_checks(load_catalog(project.catalog_path).checks.get(dataset, [])))
+
+
+def new_check(project: Project, dataset: str, expectation: str, kwargs: dict, severity: str, name: str | None) -> CheckSpec:
+    """The check as it would be added: validated by GX, its columns in the dataset, its name free."""
+    from dataplat_dagster.quality.declare import validate_check
+
+    existing = _dataset_checks(project, dataset)
+    try:
+        spec = CheckSpec(expectation=expectation, kwargs=kwargs, severity=severity, name=name)
+    except ValidationError as error:
+        raise DataplatError(_first_error(error)) from None
+    validate_check(spec)
+    _check_columns(project, dataset, spec)
+    if name and name in existing:
+        raise DataplatError(f"Dataset {dataset!r} already has a check named {name!r}: choose another --name, or delete it first.")
+    if not name:
+        base, number, name = spec.default_name(), 2, spec.default_name()
+        while name in existing:
+            name, number = f"{base}_{number}", number + 1
+    return spec.model_copy(update={"name": name})
+
+
+def add_check(project: Project, dataset: str, spec: CheckSpec) -> None:
+    if not project_registry(project).add_check(dataset, spec):
+        raise DataplatError(f"Dataset {dataset!r} already has a check named {spec.name!r}: choose another --name.")
+
+
+def delete_check(project: Project, dataset: str, name: str) -> None:
+    existing = _dataset_checks(project, dataset)
+    if name not in existing:
+        known = ", ".join(existing) or "none"
+        raise DataplatError(f"Dataset {dataset!r} has no check {name!r} (its checks: {known}).")
+    if name in _declared(project, dataset):
+        raise DataplatError(f"Check {name!r} of dataset {dataset!r} is declared in {project.catalog_path.name}: remove it there.")
+    project_registry(project).remove_check(dataset, name)
+
+
+def list_checks(instance: DagsterInstance, project: Project, dataset: str | None) -> list[dict]:
+    """Each check with its last result, as ``check list --json`` prints them."""
+    from dataplat_dagster.quality.checks import last_results
+
+    catalog = project_catalog(project)
+    if dataset is not None:
+        find_entry(catalog.datasets, "dataset", dataset, project.name)
+    names = [dataset] if dataset else [name for name in catalog.checks if name in catalog.datasets]
+    found = []
+    for name in names:
+        checks = _dataset_checks(project, name)
+        declared = _declared(project, name)
+        results = last_results(instance, project.name, name, list(checks))
+        for check, spec in checks.items():
+            found.append({"dataset": name, "name": check, "expectation": spec.expectation, "kwargs": spec.kwargs,
+                          "severity": spec.severity, "declared_in": "dataplat.yaml" if check in declared else "registry",
+                          "last_result": results[check]})
+    return found
+
+
+def start_check_run(instance: DagsterInstance, workspace: Workspace, project: Project, dataset: str,
+                    names: list[str] | None, *, wait: bool) -> tuple[str, list[str]]:
+    """Start a run of the dataset's checks (all, or ``names``); returns its id and the checks."""
+    checks = _dataset_checks(project, dataset)
+    if not checks:
+        raise DataplatError(f"Dataset {dataset!r} has no checks: add one with `dataplat check add {dataset} EXPECTATION ...` "
+                            f"or `dataplat check suggest {dataset} --apply`.")
+    unknown = [name for name in names or [] if name not in checks]
+    if unknown:
+        raise DataplatError(f"Dataset {dataset!r} has no check {', '.join(map(repr, unknown))} (its checks: {', '.join(checks)}).")
+    chosen = names or list(checks)
+    version = storage.DatasetStore(storage.project_root(project.dir, project_catalog(project)), dataset).current()
+    if version is None:
+        raise DataplatError(f"Dataset {dataset!r} has no data yet: wait for its import (`dataplat dataset list`), then run its checks.")
+    key = AssetKey(dataset_key(project.name, dataset))
+    request = runs.RunRequest(project, CHECKS_JOB, [], dict(runs.QUIET_CONSOLE),
+                              {TAG_DATASET: dataset, "dataplat/action": "check"},
+                              check_keys=[AssetCheckKey(key, name) for name in chosen])
+    return runs.submit(instance, workspace, request, wait=wait), chosen
+
+
+def suggested_checks(project: Project, dataset: str) -> list[CheckSpec]:
+    """A suite proposed from the profile of the dataset's current version, named; a
+    suggestion equal to a check the dataset has already is left out."""
+    from dataplat_dagster.catalog.models import named_checks
+    from dataplat_dagster.quality.suggest import suggest_checks
+
+    existing = _dataset_checks(project, dataset)
+    version = storage.DatasetStore(storage.project_root(project.dir, project_catalog(project)), dataset).current()
+    profile = version.read_json(storage.PROFILE_FILE) if version else None
+    if profile is None:
+        raise DataplatError(f"Dataset {dataset!r} has no stored profile: import it with its profile "
+                            f"(`dataplat dataset import ... --name {dataset} --replace`), then ask again.")
+    have = {(spec.expectation, repr(sorted(spec.kwargs.items()))) for spec in existing.values()}
+    fresh = [spec for spec in suggest_checks(profile) if (spec.expectation, repr(sorted(spec.kwargs.items()))) not in have]
+    named = named_checks([*existing.values(), *(spec.model_copy(update={"name": None}) for spec in fresh)])
+    return [spec for name, spec in named.items() if name not in existing]
+
+
+def _check_columns(project: Project, dataset: str, spec: CheckSpec) -> None:
+    """Refuse a column the dataset's current version does not have (its Parquet footer only)."""
+    import pyarrow.parquet as pq
+
+    from dataplat_dagster.quality.engine import columns_of
+
+    columns = columns_of(spec) or []
+    version = storage.DatasetStore(storage.project_root(project.dir, project_catalog(project)), dataset).current()
+    if not columns or version is None or not version.path(storage.DATA_FILE).exists():
+        return
+    with version.path(storage.DATA_FILE).open("rb") as file:
+        present = pq.read_schema(file).names
+    missing = [column for column in columns if column not in present]
+    if missing:
+        raise DataplatError(f"Dataset {dataset!r} has no column {', '.join(map(repr, missing))} (its columns: {', '.join(present)}).")
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return str(first.get("msg", error)).removeprefix("Value error, ")
