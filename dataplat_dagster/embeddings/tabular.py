@@ -306,7 +306,7 @@ def _hashed_words(array: pa.Array) -> np.ndarray:
         bucket, sign = _buckets(encoded.dictionary.to_pylist())
         codes = encoded.indices.to_numpy()
         cells = parents[present] * TEXT_BUCKETS + bucket[codes]
-        out += np.bincount(cells, weights=sign[codes], minlength=rows * TEXT_BUCKETS).reshape(rows, TEXT_BUCKETS)
+        out = np.bincount(cells, weights=sign[codes], minlength=rows * TEXT_BUCKETS).reshape(rows, TEXT_BUCKETS)
     others = np.flatnonzero(~ascii_rows)
     if others.size:
         encoded = pc.dictionary_encode(array.filter(pa.array(~ascii_rows)))
