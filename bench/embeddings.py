@@ -22,8 +22,8 @@ goes to scratch folders there, removed at the end.
    (a)      ours end to end: ``dataplat embeddings compute NAME --checkpoint local-dir:MODEL
             --batch-size 64 --device cpu --json`` on the image folder imported from the zip
             (``dataplat image-folder import``, untimed) in a fresh workspace; its map is the
-            default (UMAP). images/s is the run's ``throughput_per_s`` (points over the
-            encoding phase: model loading, the loader's loop, the explorer's thumbnails).
+            default (UMAP). images/s is the run's ``throughput_per_s``: points over the
+            loader's loop alone, as bare's (model loading and thumbnails apart).
    (b)      ours, the encoding phase alone, in a child: ``clip.load_model``, then
             ``clip.image_batches`` (the ``DataLoader`` with ``loader_workers()`` decoding
             processes, as the run uses it), then ``compute._thumbnails``, each timed; images/s
@@ -48,13 +48,14 @@ goes to scratch folders there, removed at the end.
    nbrs     ``NeighborIndex.build`` + ``all_neighbors`` (15 per point) on those vectors.
    pca      ``map_2d(..., "pca")``.
    umap     ``map_2d(..., "umap", ...)`` with the precomputed neighbour graph, after a
-            2,000-point warm-up that pays numba's compilation (timed apart). At
-            ``--umap-rows`` (default 100k, 250k, 500k: the first rows), each with its own
-            neighbours (IVF, as at the full size), and the growth between sizes printed; at
-            the full size (with the stored neighbours) only with ``--umap-full`` (or when no
-            smaller size is asked): at 1M rows it took 29 minutes and 9.5 GB here, and UMAP
-            grows faster than the small sizes predict (n^1.0 from 100k to 250k, n^1.2 to
-            500k, n^1.8 from 250k to 1M).
+            2,000-point warm-up that pays numba's compilation (timed apart): above
+            ``maps.UMAP_SAMPLE`` (100k) points, fitted on a sample and the rest placed. At
+            ``--umap-rows`` (default 200k: the first rows, with their own IVF neighbours) twice:
+            UMAP on every point (``UMAP_SAMPLE`` raised) and as the package draws it; then at
+            the full size with the stored neighbours, as the package draws it (on every point
+            with ``--umap-full``: at 1M rows 29 minutes and 9.5 GB here). Each reports the
+            neighbourhoods kept: for 20,000 sampled points, the share of their 10 nearest
+            neighbours on the map that are among their 15 stored neighbours.
    peer     sklearn in memory: ``pandas.read_parquet`` of the 8 columns, a
             ``ColumnTransformer`` (``SimpleImputer`` + ``StandardScaler`` on the numbers and
             the date as days, ``OneHotEncoder`` on the category, ``HashingVectorizer`` with 64
@@ -88,6 +89,11 @@ goes to scratch folders there, removed at the end.
    elements. All-neighbours: one block of 8,192 queries (k=16) timed and scaled to every
    point, exact just under ``INDEX_ABOVE`` and ours (IVF) at the full size.
 
+3b. All-neighbours crossover (``--part crossover``): at 20k, 50k, 100k and 200k vectors of the
+   same mixture (d = 32 and 512), every point's 15 neighbours exact against IVF (IVF's build
+   counted whole), each scaled from one block of 8,192 queries, and IVF's recall@10 there:
+   what ``neighbors.ALL_EXACT_UP_TO`` was chosen from.
+
 4. FiftyOne's brain, on the images of 1. and bare's vectors: ``compute_uniqueness`` and
    ``compute_similarity`` (sklearn backend) with ``embeddings=`` given, then
    ``sort_by_similarity(k=10)`` per query; against ours on the same vectors
@@ -106,7 +112,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import platform
 import resource
@@ -138,7 +143,7 @@ PREPROCESS = {"mean": [0.48145466, 0.4578275, 0.40821073], "std": [0.26862954, 0
 IMAGE_RATIO_TARGET = 0.9
 
 DEFAULT_ROWS, QUICK_ROWS = 1_000_000, 20_000
-DEFAULT_UMAP_ROWS, QUICK_UMAP_ROWS = "100000,250000,500000", ""
+DEFAULT_UMAP_ROWS, QUICK_UMAP_ROWS = "200000", ""
 TABLE_COLUMNS = ["length", "weight", "score", "ratio", "visits", "segment", "day", "note"]
 NUMBER_COLUMNS = ["length", "weight", "score", "ratio", "visits"]
 CLASSES = 4
@@ -152,6 +157,7 @@ CLUSTERS = 1_000
 SUBSPACE = 16
 CROSSOVER_ELEMENTS = (5_000_000, 20_000_000, 50_000_000)
 ALL_NEIGHBORS_BLOCK, QUICK_ALL_NEIGHBORS_BLOCK = 8_192, 1_024
+CROSSOVER_VECTORS = (20_000, 50_000, 100_000, 200_000)  # all-neighbours, exact against IVF
 LATENCY_TARGET_MS = 50.0
 QUERY_TRIES = 3
 
@@ -409,12 +415,16 @@ def work_tab_encode(spec: dict) -> dict:
 def work_tab_neighbors(spec: dict) -> dict:
     import numpy as np
 
-    from dataplat_dagster.embeddings.neighbors import NeighborIndex, all_neighbors
+    from dataplat_dagster.embeddings.neighbors import (
+        NeighborIndex,
+        all_neighbors,
+        graph_index,
+    )
 
     vectors = np.load(spec["vectors"])
     rss_loaded = _rss_mib()
     t0 = time.perf_counter()
-    index = NeighborIndex.build(vectors, "euclidean")
+    index = graph_index(NeighborIndex.build(vectors, "euclidean"), vectors)  # as compute() finds them
     t1 = time.perf_counter()
     positions, distances = all_neighbors(index, vectors)
     t2 = time.perf_counter()
@@ -427,6 +437,7 @@ def work_tab_neighbors(spec: dict) -> dict:
 def work_tab_map(spec: dict) -> dict:
     import numpy as np
 
+    from dataplat_dagster.embeddings import maps
     from dataplat_dagster.embeddings import neighbors as nb
     from dataplat_dagster.embeddings.maps import map_2d
 
@@ -439,6 +450,8 @@ def work_tab_map(spec: dict) -> dict:
         map_2d(vectors, "pca", "euclidean")
         report["seconds"] = time.perf_counter() - t0
         return report
+    if spec.get("umap_sample"):
+        maps.UMAP_SAMPLE = spec["umap_sample"]  # UMAP_SAMPLE >= rows: UMAP on every point
     t0 = time.perf_counter()
     map_2d(np.ascontiguousarray(vectors[:2_000]), "umap", "euclidean")  # numba compiles here
     report["warmup_s"] = time.perf_counter() - t0
@@ -451,10 +464,27 @@ def work_tab_map(spec: dict) -> dict:
         report["neighbors_s"] = time.perf_counter() - t0
     report["rss_before_map_mib"] = _rss_mib()
     t0 = time.perf_counter()
-    _, params = map_2d(vectors, "umap", "euclidean", positions, distances)
+    coordinates, params = map_2d(vectors, "umap", "euclidean", positions, distances)
     report["seconds"] = time.perf_counter() - t0
     report["graph"] = params.get("neighbor_graph", "umap's own")
+    report["fitted_on"] = params.get("fitted_on", "every point")
+    report["kept"] = _kept_neighbours(coordinates, positions)
     return report
+
+
+def _kept_neighbours(coordinates, positions, points: int = 20_000) -> float:
+    """For a fixed sample of points, the share of their 10 nearest neighbours on the map that are
+    among their 15 stored (high-dimensional) neighbours: how much of the neighbourhoods the
+    map keeps."""
+    import faiss
+    import numpy as np
+
+    picked = np.random.default_rng(SEED).choice(len(coordinates), min(points, len(coordinates)), replace=False)
+    flat = faiss.IndexFlatL2(2)
+    flat.add(np.ascontiguousarray(coordinates, dtype=np.float32))
+    found = flat.search(np.ascontiguousarray(coordinates[picked], dtype=np.float32), 11)[1]
+    kept = [len((set(row.tolist()) - {int(p)}) & set(positions[p].tolist())) / 10 for p, row in zip(picked, found)]
+    return float(np.mean(kept))
 
 
 def work_tab_peer(spec: dict) -> dict:
@@ -578,7 +608,11 @@ def work_ann(spec: dict) -> dict:
     import numpy as np
     import usearch.index as usearch_index
 
-    from dataplat_dagster.embeddings.neighbors import INDEX_ABOVE, NeighborIndex
+    from dataplat_dagster.embeddings.neighbors import (
+        INDEX_ABOVE,
+        NeighborIndex,
+        graph_index,
+    )
 
     n, d, hnsw_n = spec["vectors"], spec["dimension"], spec["hnsw_vectors"]
     cores = os.cpu_count() or 1
@@ -622,12 +656,16 @@ def work_ann(spec: dict) -> dict:
         return ours, truth
 
     ours, truth = exact_and_ours(n)
-    # All-neighbours: one block timed, scaled to every point.
+    # All-neighbours as the run finds them (graph_index): one block timed, scaled to every point.
+    t0 = time.perf_counter()
+    graph = graph_index(ours, data[:n])
+    built = time.perf_counter() - t0
     t0 = time.perf_counter()
     block = spec["block"]
-    ours.search(data[:block], 16)
-    report["all_neighbors_ours_s"] = (time.perf_counter() - t0) * n / block
-    report["all_neighbors_ours_kind"] = "IVF" if ours.approximate else "exact"
+    graph.search(data[:block], 16)
+    report["all_neighbors_ours_s"] = built + (time.perf_counter() - t0) * n / block
+    report["all_neighbors_ours_kind"] = "IVF" if graph.approximate else "exact"
+    del graph
     below = INDEX_ABOVE // d
     under = faiss.IndexFlatIP(d)
     under.add(data[:below])
@@ -740,11 +778,37 @@ def work_ours_brain(spec: dict) -> dict:
     return report
 
 
+def work_all_crossover(spec: dict) -> dict:
+    """Every point's neighbours (k 15), exact against IVF, at one size: each timed on one block of
+    queries and scaled to every point (IVF's build counted whole), recall@10 on that block."""
+    import numpy as np
+
+    from dataplat_dagster.embeddings.neighbors import NeighborIndex
+
+    n, d, block = spec["vectors"], spec["dimension"], spec["block"]
+    data = _mixture(n, d)
+    queries = data[np.random.default_rng(SEED).choice(n, min(n, block), replace=False)]
+    t0 = time.perf_counter()
+    exact = NeighborIndex.build(data, "cosine", approximate=False)
+    truth = exact.search(queries, 16)[0]
+    exact_s = (time.perf_counter() - t0) * n / len(queries)
+    del exact
+    t0 = time.perf_counter()
+    ivf = NeighborIndex.build(data, "cosine", approximate=True)
+    build_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    found = ivf.search(queries, 16)[0]
+    ivf_s = build_s + (time.perf_counter() - t0) * n / len(queries)
+    # The first neighbour is the point itself in both: recall@10 of the next ten.
+    return {"seconds": 0.0, "vectors": n, "dimension": d, "exact_s": exact_s, "ivf_s": ivf_s, "ivf_build_s": build_s,
+            "recall": _recall(found[:, 1:11], truth[:, 1:11])}
+
+
 WORKERS = {
     "bare_clip": work_bare_clip, "ours_clip": work_ours_clip, "compare_vectors": work_compare_vectors,
     "tab_encode": work_tab_encode, "tab_neighbors": work_tab_neighbors, "tab_map": work_tab_map,
     "tab_peer": work_tab_peer, "tab_quality": work_tab_quality, "ann": work_ann,
-    "fiftyone": work_fiftyone, "ours_brain": work_ours_brain,
+    "fiftyone": work_fiftyone, "ours_brain": work_ours_brain, "all_crossover": work_all_crossover,
 }
 
 
@@ -912,7 +976,7 @@ def images_part(args, ctx: Context) -> None:
          f"{rss['bare']:,.0f}", (f"decode {bare.report['decode_s']:.1f} s, encode {bare.report['encode_s']:.1f} s; "
                                  f"model load {bare.report['load_s']:.1f} s; {bare.report['threads']} torch threads")],
         ["(a) ours, CLI run", f"{cli_ips:.2f}", f"{encode_s:.1f}", f"{cli.wall_s:.1f}", f"{cli.cpu_s:.1f}",
-         f"{rss['a']:,.0f}", (f"encoding phase {encode_s:.1f} s of a {cli.report['seconds']:.1f} s run "
+         f"{rss['a']:,.0f}", (f"encoding loop {encode_s:.1f} s of a {cli.report['seconds']:.1f} s run "
                               f"({cli.report['map']['method']} map); CLI + Dagster {cli.wall_s - cli.report['seconds']:.1f} s")],
     ]
     loops = {}
@@ -974,30 +1038,25 @@ def tabular_part(args, ctx: Context) -> None:
     pca = run_worker("tab_map", {"vectors": str(vectors), "rows": args.rows, "method": "pca"})
     rows.append(["PCA map", f"{pca.report['seconds']:.1f}", f"{pca.cpu_s:.1f}", f"{pca.rss_mib:,.0f}",
                  f"RSS with vectors loaded {pca.report['rss_loaded_mib']:,.0f} MiB"])
-    umaps, predicted = [], None
+    # UMAP: at each --umap-rows size on every point and as the package draws it (fitted on a
+    # sample above maps.UMAP_SAMPLE), then at the full size as the package draws it.
+    umaps = []
     for size in [s for s in args.umap_rows if s < args.rows]:
-        m = run_worker("tab_map", {"vectors": str(vectors), "rows": size, "method": "umap"})
-        umaps.append((size, m))
-        print(f"  UMAP at {size:,} rows: {m.report['seconds']:.1f} s (warm-up {m.report['warmup_s']:.1f} s)", flush=True)
-        if len(umaps) >= 2:
-            (n1, m1), (n2, m2) = umaps[-2], umaps[-1]
-            growth = math.log(m2.report["seconds"] / m1.report["seconds"]) / math.log(n2 / n1)
-            predicted = m2.report["seconds"] * (args.rows / n2) ** growth
-            print(f"  UMAP grows as n^{growth:.2f} from {n1:,} to {n2:,} rows: {predicted:,.0f} s predicted at "
-                  f"{args.rows:,}", flush=True)
-    if args.umap_full or not umaps:
-        m = run_worker("tab_map", {"vectors": str(vectors), "rows": args.rows, "method": "umap",
-                                   "positions": str(positions), "distances": str(distances)})
-        umaps.append((args.rows, m))
+        for sample in (size, None):
+            m = run_worker("tab_map", {"vectors": str(vectors), "rows": size, "method": "umap", "umap_sample": sample})
+            umaps.append((size, m))
+            print(f"  UMAP at {size:,} rows, fitted on {m.report['fitted_on']}: {m.report['seconds']:.1f} s, "
+                  f"neighbourhoods kept {m.report['kept']:.3f}", flush=True)
+    m = run_worker("tab_map", {"vectors": str(vectors), "rows": args.rows, "method": "umap",
+                               "positions": str(positions), "distances": str(distances),
+                               "umap_sample": args.rows if args.umap_full else None})
+    umaps.append((args.rows, m))
     for size, m in umaps:
         r = m.report
         extra = f", its IVF neighbours {r['neighbors_s']:.1f} s" if "neighbors_s" in r else ", the stored neighbours"
-        rows.append([f"UMAP map, {size:,} rows", f"{r['seconds']:.1f}", f"{m.cpu_s:.1f}", f"{m.rss_mib:,.0f}",
-                     f"numba warm-up {r['warmup_s']:.1f} s apart{extra}; RSS before the map {r['rss_before_map_mib']:,.0f} MiB"])
-    if umaps[-1][0] != args.rows:
-        guess = f"predicted {predicted:,.0f} s from the last two sizes, a low guess" if predicted else "not predicted"
-        rows.append([f"UMAP map, {args.rows:,} rows", "not run", "", "",
-                     f"{guess} (1,742 s at 1M rows here); --umap-full runs it"])
+        rows.append([f"UMAP map, {size:,} rows, fitted on {r['fitted_on']}", f"{r['seconds']:.1f}", f"{m.cpu_s:.1f}",
+                     f"{m.rss_mib:,.0f}", (f"neighbourhoods kept {r['kept']:.3f}; numba warm-up {r['warmup_s']:.1f} s "
+                                           f"apart{extra}; RSS before the map {r['rss_before_map_mib']:,.0f} MiB")])
     workspace = ctx.workspace
     imported = workspace.run("dataset", "import", csv, "--name", "bench_table", "--no-profile", "--json")
     cli = workspace.run("embeddings", "compute", "bench_table", "--columns", ",".join(TABLE_COLUMNS), "--map", "pca", "--json")
@@ -1005,7 +1064,7 @@ def tabular_part(args, ctx: Context) -> None:
     rows.append(["(a) CLI: dataset import --no-profile", f"{imported.wall_s:.1f}", f"{imported.cpu_s:.1f}",
                  f"{imported.rss_mib:,.0f}", "for information: the input of (a)"])
     rows.append(["(a) CLI: embeddings compute --map pca", f"{cli.wall_s:.1f}", f"{cli.cpu_s:.1f}", f"{cli.rss_mib:,.0f}",
-                 (f"run {c['seconds']:.1f} s, encoding phase {c['count'] / c['throughput_per_s']:.1f} s "
+                 (f"run {c['seconds']:.1f} s, encoding loop {c['count'] / c['throughput_per_s']:.1f} s "
                  f"({c['throughput_per_s']:,.0f} rows/s)")])
     print(f"  {args.rows:,} rows (seconds, CPU seconds and peak RSS of each child)")
     table(["phase", "seconds", "CPU s", "peak RSS MiB", "notes"], rows)
@@ -1035,10 +1094,23 @@ def neighbors_part(args, ctx: Context) -> None:
         below = r["all_neighbors_exact_below"]
         print(f"  all-neighbours (k 16, scaled from {args.block:,} queries): ours at {args.vectors:,} "
               f"({r['all_neighbors_ours_kind']}) {r['all_neighbors_ours_s']:.0f} s; exact at {below['vectors']:,} "
-              f"(just under INDEX_ABOVE) {below['seconds']:.0f} s")
+              f"(just under INDEX_ABOVE: what the run did before graph_index) {below['seconds']:.0f} s")
         print("  crossover, exact single query: " + "; ".join(
             f"{c['elements'] / 1e6:.0f}M elements ({c['vectors']:,} x {d}) median {c['median_ms']:.1f} ms, "
             f"p95 {c['p95_ms']:.1f} ms" for c in r["crossover"]), flush=True)
+
+
+def crossover_part(args, ctx: Context) -> None:
+    """Where every point's neighbours are cheaper through IVF than exact (``ALL_EXACT_UP_TO``)."""
+    print(f"\nAll-neighbours crossover (k 15, scaled from {args.block:,} queries; IVF's build counted whole)", flush=True)
+    rows = []
+    for d in (32, 512):
+        for n in CROSSOVER_VECTORS[:2] if args.quick else CROSSOVER_VECTORS:
+            m = run_worker("all_crossover", {"vectors": n, "dimension": d, "block": args.block})
+            r = m.report
+            rows.append([str(d), f"{n:,}", f"{n * n * d:.1e}", f"{r['exact_s']:.1f}", f"{r['ivf_s']:.1f}",
+                         f"{r['ivf_build_s']:.1f}", f"{r['exact_s'] / r['ivf_s']:.2f}", f"{r['recall']:.3f}"])
+    table(["d", "vectors", "n²·d", "exact s", "IVF s", "IVF build s", "exact / IVF", "IVF recall@10"], rows)
 
 
 def fiftyone_part(args, ctx: Context) -> None:
@@ -1084,14 +1156,15 @@ def fiftyone_part(args, ctx: Context) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a check in about 3 minutes")
-    parser.add_argument("--part", choices=("all", "images", "tabular", "neighbors", "fiftyone"), default="all")
+    parser.add_argument("--part", choices=("all", "images", "tabular", "neighbors", "crossover", "fiftyone"), default="all")
     parser.add_argument("--images", type=int, help=f"JPEGs (default {DEFAULT_IMAGES}; {QUICK_IMAGES} with --quick)")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     parser.add_argument("--repeat", type=int, default=1, help="rounds of the image contenders, taking turns (default 1)")
     parser.add_argument("--rows", type=int, help=f"tabular rows (default {DEFAULT_ROWS:,})")
-    parser.add_argument("--umap-rows", help=f"UMAP sizes below the full one (default {DEFAULT_UMAP_ROWS})")
+    parser.add_argument("--umap-rows", help=f"sizes below the full one where UMAP on every point is compared with the "
+                                            f"package's sampled UMAP (default {DEFAULT_UMAP_ROWS})")
     parser.add_argument("--umap-full", action="store_true",
-                        help="UMAP at the full size too (1M rows: 29 min and 9.5 GB here); it runs anyway without smaller sizes")
+                        help="UMAP on every point at the full size, not on a sample (1M rows: 29 min and 9.5 GB here)")
     parser.add_argument("--vectors", type=int, help=f"vectors per dimension (default {DEFAULT_VECTORS:,})")
     parser.add_argument("--hnsw-32", type=int, help="HNSW builds at d=32 on this many (default all)")
     parser.add_argument("--hnsw-512", type=int, help=f"HNSW builds at d=512 on this many (default {DEFAULT_HNSW_512:,})")
@@ -1121,7 +1194,8 @@ def main() -> None:
     print(f"  machine: {os.cpu_count()} cores; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}; "
           f"Python {platform.python_version()}")
     ctx = Context()
-    parts = {"images": images_part, "tabular": tabular_part, "neighbors": neighbors_part, "fiftyone": fiftyone_part}
+    parts = {"images": images_part, "tabular": tabular_part, "neighbors": neighbors_part, "crossover": crossover_part,
+             "fiftyone": fiftyone_part}
     try:
         for name, part in parts.items():
             if args.part in ("all", name):
