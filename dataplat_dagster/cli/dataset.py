@@ -121,7 +121,8 @@ def _run_import(ctx: CliContext, name: str, run_id: str, *, extra: dict, no_wait
     except KeyboardInterrupt:
         after_failed_run(instance, ctx.project, name, run_id)
         raise
-    if outcome.error is not None or outcome.status.value != "SUCCESS":
+    # A run that published the data and then failed did so on a blocking check: reported below.
+    if (outcome.error is not None or outcome.status.value != "SUCCESS") and not _published_in(instance, ctx.project, name, run_id):
         after_failed_run(instance, ctx.project, name, run_id)
         reason = outcome.error or outcome.status.value
         if rename:
@@ -142,6 +143,22 @@ def _run_import(ctx: CliContext, name: str, run_id: str, *, extra: dict, no_wait
     report(as_json, {**info.to_json(), **extra},
             f"Dataset {name!r} is ready: {plural(info.rows, 'row')} × {plural(info.columns, 'column')}, "
             f"{human_size(info.size_bytes)} as Parquet (run {outcome.run_id}).")
+    if outcome.status.value != "SUCCESS":
+        blocking = (info.checks or {}).get("failed_checks") or []
+        raise DataplatError(
+            f"Dataset {name!r} is published, but it failed its error check(s) {', '.join(blocking) or '(see the run)'}: "
+            f"the steps downstream of it will not run. See `dataplat check list {name}`."
+        )
+
+
+def _published_in(instance, project, name: str, run_id: str) -> bool:
+    """Whether run ``run_id`` materialized dataset ``name`` (then failed after it: a blocking check)."""
+    from dagster import AssetKey
+
+    from dataplat_dagster.datasets.assets import dataset_key
+
+    event = instance.get_latest_materialization_event(AssetKey(dataset_key(project.name, name)))
+    return event is not None and event.run_id == run_id
 
 
 @dataset.command("list")

@@ -33,6 +33,9 @@ def datasource() -> None:
 @csv_flags
 @click.option("--schedule", help="Cron schedule of its snapshot datasets, e.g. '0 6 * * *'.")
 @click.option("--drift-policy", type=click.Choice(["warn", "fail"]), default="warn", show_default=True, help="What a changed column schema between snapshots does.")
+@click.option("--quality-policy", type=click.Choice(["warn", "fail"]),
+              help="What a new snapshot failing an error-severity check of its dataset does: warn (the default: published, "
+              "the check failed) or fail (refused; the previous version stays current).")
 @click.option("--incremental-by", metavar="COLUMN", help="SQL: a cursor column; a refresh fetches only rows past the last one.")
 @click.option("--merge-key", metavar="COL[,COL...]", help="With --incremental-by: the columns that identify a row; a refresh upserts, the newest row of each key wins.")
 @click.option("--watch", is_flag=True, help="Files: switch on the sensor that takes a snapshot when the file changes.")
@@ -42,7 +45,7 @@ def datasource() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the test result as JSON (with --dry-run).")
 @pass_context
 def datasource_create(ctx: CliContext, name: str, connector: str, database, table, query, path, sep, decimal, thousands, encoding,
-                      no_header, quotechar, date_format, schedule, drift_policy, incremental_by, merge_key, watch: bool, watch_interval,
+                      no_header, quotechar, date_format, schedule, drift_policy, quality_policy, incremental_by, merge_key, watch: bool, watch_interval,
                       description, dry_run: bool, as_json: bool) -> None:
     """Create datasource NAME; --dry-run tests it without saving."""
     from dataplat_dagster.workspace import check_name
@@ -50,7 +53,7 @@ def datasource_create(ctx: CliContext, name: str, connector: str, database, tabl
     check_name("datasource", name)
     values = {
         "connector": connector, "database": database, "table": table, "query": query, "path": path,
-        "schedule": schedule, "drift_policy": drift_policy, "incremental_by": incremental_by, "merge_key": merge_key,
+        "schedule": schedule, "drift_policy": drift_policy, "quality_policy": quality_policy, "incremental_by": incremental_by, "merge_key": merge_key,
         "description": description,
         "watch": watch or None, "watch_interval_s": watch_interval,
         "options": csv_options(sep, decimal, thousands, encoding, no_header, quotechar, date_format).model_dump(exclude_none=True),
@@ -173,6 +176,6 @@ def _summary(catalog: ProjectCatalog, name: str, spec: DatasourceSpec) -> dict:
     }
     return {
         "name": name, "connector": spec.connector, "kind": spec.kind, "target": spec.target(),
-        "schedule": spec.schedule, "drift_policy": spec.drift_policy, "settings": settings,
+        "schedule": spec.schedule, "drift_policy": spec.drift_policy, "quality_policy": spec.quality_policy, "settings": settings,
         "used_by": used_by, "automation": automation,
     }

@@ -229,7 +229,8 @@ def _summed(expectation, total: dict) -> CheckOutcome:
     elements, unexpected, missing = counts["element_count"], counts["unexpected_count"], counts["missing_count"]
     # As GX: nulls are not considered, except by the expectations about nulls themselves.
     considered = elements if "null" in expectation.expectation_type else elements - missing
-    mostly = getattr(expectation, "mostly", None) or 1.0
+    mostly = getattr(expectation, "mostly", None)
+    mostly = 1.0 if mostly is None else mostly
     success = considered == 0 or (considered - unexpected) / considered >= mostly
     return CheckOutcome(
         success=success,

@@ -26,7 +26,7 @@ def test_dry_run_saves_nothing_then_create_list_show_test_delete(cli_workspace):
     ws.run("datasource", "create", "big_orders", "--connector", "shop_db", "--query", "SELECT id, total FROM orders WHERE total > 50")
     saved = yaml.safe_load((ws.project_dir / "dataplat.yaml").read_text())["datasources"]
     assert saved["orders"] == {"connector": "shop_db", "table": "orders", "options": {}, "schedule": "0 6 * * *", "drift_policy": "fail",
-                               "watch": False, "watch_interval_s": 60}
+                               "quality_policy": "warn", "watch": False, "watch_interval_s": 60}
 
     listed = ws.run("datasource", "list", "--json").json()
     assert [(d["name"], d["kind"], d["target"], d["schedule"]) for d in listed] == [

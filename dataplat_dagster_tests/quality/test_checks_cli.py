@@ -108,6 +108,16 @@ def test_checks_declared_refused_run_and_listed(cli_workspace, tmp_path):
     assert ws.datasets()["orders"]["checks"]["failed"] == 0
     assert ws.run("check", "run", "orders").code == 0
 
+    # A new version failing an error check is published (no quality_policy on an upload),
+    # and the import says so, exiting 1: the steps downstream of it will not run.
+    source = tmp_path / "orders.csv"
+    source.write_text(ORDERS)
+    bad = ws.run("dataset", "import", str(source), "--name", "orders", "--replace", check=False)
+    assert bad.code == 1
+    assert "Dataset 'orders' is published, but it failed its error check(s) amount_be_between" in bad.stderr
+    assert "Dataset 'orders' is ready: 40 rows" in bad.stdout
+    assert ws.datasets()["orders"]["checks"]["failed_checks"] == ["amount_be_between"]
+
     # Delete: gone from the list and from the code location.
     ws.run("check", "delete", "orders", "status_be_in_set")
     assert [c["name"] for c in ws.run("check", "list", "orders", "--json").json()] == ["amount_be_between", "code_format"]
