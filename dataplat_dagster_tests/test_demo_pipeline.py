@@ -105,6 +105,9 @@ def test_the_demo_main_job_runs_the_pipeline_and_exports_a_timestamped_table(dem
     for name, (origin, rows) in expected.items():
         assert (datasets[name]["origin"], datasets[name]["status"], datasets[name]["rows"]) == (origin, "ready", rows), datasets[name]
     assert datasets["customers"]["status"] == "ready" and datasets["sales"]["status"] == "ready"
+    # The demo's declared checks ran after the materializations, in the same run, and passed.
+    assert datasets["customers"]["checks"] == {"count": 3, "passed": 3, "failed": 0, "not_run": 0, "failed_checks": []}
+    assert datasets["orders_valid"]["checks"]["passed"] == 1
 
     # The image folder the demo draws, imported by the same job: 12 images of each of 3 labels.
     listed = run(ws, str(BIN / "dataplat"), "--workspace", str(ws), "--project", "demo", "image-folder", "show", "shapes", "--json")
@@ -115,3 +118,36 @@ def test_the_demo_main_job_runs_the_pipeline_and_exports_a_timestamped_table(dem
         ("circle", 0, 12), ("square", 1, 12), ("triangle", 2, 12)]
     assert shown["summary"]["formats"] == {"JPEG": 18, "PNG": 18}
     print(f"first run of the main job: {first_run_s:.1f} s")
+
+
+def test_a_failing_error_check_stops_the_demo_pipelines_next_step(demo_workspace):
+    """orders_valid has an error check (amount >= 0): with a negative price in the shop's
+    database, the main job publishes orders_valid, its check fails, and the steps after it
+    (the join, the prediction, the export) do not run."""
+    ws = demo_workspace
+    for script in ("make_shop_db.py", "make_shapes.py"):
+        made = run(ws, sys.executable, f"projects/demo/{script}")
+        assert made.returncode == 0, made.stderr
+    database = ws / "projects" / "demo" / "external" / "shop.db"
+    with sqlite3.connect(database) as db:
+        (order_id,) = db.execute("SELECT order_id FROM orders WHERE status != 'cancelled' ORDER BY order_id LIMIT 1").fetchone()
+        db.execute("UPDATE orders SET unit_price = -2.5 WHERE order_id = ?", (order_id,))
+
+    job = run(ws, str(BIN / "dagster"), "job", "execute", "-f", "projects/demo/definitions.py", "-d", "projects/demo", "-j", "main")
+    assert job.returncode != 0
+    assert "amount_be_between" in job.stdout + job.stderr
+    with sqlite3.connect(database) as db:
+        assert scored_tables(db) == []  # nothing exported
+
+    dataplat = (str(BIN / "dataplat"), "--workspace", str(ws), "--project", "demo")
+    datasets = {item["name"]: item for item in json.loads(run(ws, *dataplat, "dataset", "list", "--json").stdout)}
+    assert datasets["orders_valid"]["status"] == "ready"
+    assert datasets["orders_valid"]["checks"]["failed_checks"] == ["amount_be_between"]
+    # Never materialized: the run that targeted them failed on orders_valid's blocking check.
+    for name in ("orders_enriched", "orders_scored"):
+        assert (datasets[name]["status"], datasets[name]["rows"]) == ("failed", None), datasets[name]
+        assert "blocking asset check failed" in datasets[name]["error"] and "amount_be_between" in datasets[name]["error"]
+    checks = {c["name"]: c for c in json.loads(run(ws, *dataplat, "check", "list", "orders_valid", "--json").stdout)}
+    result = checks["amount_be_between"]["last_result"]
+    assert result["passed"] is False and result["metadata"]["unexpected_count"] >= 1
+    assert min(result["metadata"]["unexpected_sample"]) < 0
