@@ -100,7 +100,7 @@ def _umap_of_sample(vectors: np.ndarray, metric: str) -> tuple[np.ndarray, dict]
         weights = np.where(near >= 0, 1.0 / (np.maximum(far, 0.0).astype(np.float64) + 1e-6), 0.0)
         placed = np.einsum("rk,rkc->rc", weights, sample_coordinates[np.maximum(near, 0)])
         coordinates[rows] = placed / weights.sum(axis=1, keepdims=True)
-    params.update({"fitted_on": f"{UMAP_SAMPLE:,} of {n:,} points (a fixed sample, seed {SEED})",
+    params.update({"sample_size": UMAP_SAMPLE, "fitted_on": f"{UMAP_SAMPLE:,} of {n:,} points (a fixed sample, seed {SEED})",
                    "others_placed": f"distance-weighted mean of their {PLACE_NEIGHBORS} nearest sample points"})
     return coordinates, params
 
