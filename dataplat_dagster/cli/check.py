@@ -73,6 +73,22 @@ def check_list(ctx: CliContext, dataset: str | None, as_json: bool) -> None:
                  for c in found])
 
 
+@check.command("validate")
+@click.argument("dataset", required=False)
+@pass_context
+def check_validate(ctx: CliContext, dataset: str | None) -> None:
+    """Ask GX about every check of DATASET (default: of every dataset), those declared in
+    dataplat.yaml included: exit 1, with GX's message, if it refuses one (for CI, after an edit)."""
+    from dataplat_dagster.quality.manage import validate_checks
+
+    checked, refused = validate_checks(ctx.project, dataset)
+    for where, message in refused:
+        click.echo(f"{where}: {message}", err=True)
+    if refused:
+        raise DataplatError(f"{len(refused)} of {checked} check(s) are refused by Great Expectations (above).")
+    click.echo(f"All {checked} check(s) are valid.")
+
+
 @check.command("delete")
 @click.argument("dataset")
 @click.argument("name")

@@ -39,14 +39,18 @@ def validate_check(spec: CheckSpec) -> None:
     except DataplatError:
         raise
     except Exception as error:
-        if type(error).__name__ == "ExpectationNotFoundError":
-            raise DataplatError(f"Great Expectations has no expectation {spec.expectation!r}.{_close_names(spec.expectation)}") from None
-        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-        detail = "; ".join(_pairs(lines[1:])) if len(lines) > 1 else (lines[0] if lines else type(error).__name__)
-        raise DataplatError(
-            f"Great Expectations refuses the arguments {spec.kwargs} of {spec.expectation}: {detail}. "
-            "Give them with --column and --arg KEY=VALUE (the expectation's arguments are on greatexpectations.io/expectations)."
-        ) from None
+        raise DataplatError(refusal(spec, error)) from None
+
+
+def refusal(spec: CheckSpec, error: Exception) -> str:
+    """What GX's refusal of ``spec`` means for a user: GX's words, and the close names of an
+    unknown expectation type."""
+    if type(error).__name__ == "ExpectationNotFoundError":
+        return f"Great Expectations has no expectation {spec.expectation!r}.{_close_names(spec.expectation)}"
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    detail = "; ".join(_pairs(lines[1:])) if len(lines) > 1 else (lines[0] if lines else type(error).__name__)
+    return (f"Great Expectations refuses the arguments {spec.kwargs} of {spec.expectation}: {detail}. "
+            "Give them with --column and --arg KEY=VALUE (the expectation's arguments are on greatexpectations.io/expectations).")
 
 
 def known_expectations() -> list[str]:
@@ -60,7 +64,7 @@ def _close_names(expectation: str) -> str:
     close = difflib.get_close_matches(expectation, known, n=5, cutoff=0.6)
     if close:
         return " Close names: " + ", ".join(close) + "."
-    return f" It knows {len(known)}: run `dataplat check add --help` for where they are listed."
+    return f" The {len(known)} it knows: " + ", ".join(known) + "."
 
 
 def _pairs(lines: list[str]) -> list[str]:

@@ -153,8 +153,10 @@ def evaluate(parquet: Path, checks: dict[str, CheckSpec]) -> dict[str, CheckOutc
                 expectations[key] = build_expectation(spec)
             except DataplatError:
                 raise
-            except Exception as error:  # a declaration GX refuses now (a GX upgrade, a hand edit)
-                outcomes[name] = CheckOutcome(success=False, error=_first_line(error))
+            except Exception as error:  # a declaration GX refuses now (a hand edit of dataplat.yaml, a GX upgrade)
+                from dataplat_dagster.quality.declare import refusal
+
+                outcomes[name] = CheckOutcome(success=False, error=refusal(spec, error))
                 continue
         by_config.setdefault(key, []).append(name)
     if not expectations:

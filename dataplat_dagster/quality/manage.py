@@ -95,6 +95,27 @@ def list_checks(instance: DagsterInstance, project: Project, dataset: str | None
     return found
 
 
+def validate_checks(project: Project, dataset: str | None) -> tuple[int, list[tuple[str, str]]]:
+    """GX's verdict on each check: (how many were checked, [(dataset/check, why refused)])."""
+    from dataplat_dagster.quality.declare import validate_check
+
+    catalog = project_catalog(project)
+    if dataset is not None:
+        find_entry(catalog.datasets, "dataset", dataset, project.name)
+    refused, checked = [], 0
+    for name in [dataset] if dataset else list(catalog.checks):
+        if name not in catalog.datasets:
+            refused.append((name, f"checks are declared for {name!r}, which is not a dataset of project {project.name!r}"))
+            continue
+        for check, spec in _dataset_checks(project, name).items():
+            checked += 1
+            try:
+                validate_check(spec)
+            except DataplatError as error:
+                refused.append((f"{name}/{check}", str(error)))
+    return checked, refused
+
+
 def start_check_run(instance: DagsterInstance, workspace: Workspace, project: Project, dataset: str,
                     names: list[str] | None, *, wait: bool) -> tuple[str, list[str]]:
     """Start a run of the dataset's checks (all, or ``names``); returns its id and the checks."""

@@ -215,3 +215,24 @@ def test_a_run_the_location_cannot_make_is_refused_with_the_webservers_reason(de
     request = RunRequest(SimpleNamespace(name=PROJECT), "refresh_datasets", [AssetKey([PROJECT, "datasets", "nowhere"])], {}, {})
     with pytest.raises(DataplatError, match=r"refused the run of 'refresh_datasets' \(InvalidSubsetError\): .*demo/datasets/nowhere"):
         webserver.launch_run(deployment.webserver_url, request)
+
+
+def test_a_check_added_by_the_client_runs_in_the_deployment(deployment, client, people):
+    """`check add` writes the check to the bucket's registry (no file of the code server's);
+    `check run` launches the checks alone through GraphQL, as a run of the code server's
+    location that the daemon starts; the result is in PostgreSQL, with its statistics."""
+    client.run("check", "add", "people", "expect_column_values_to_be_between", "--column", "score", "--arg", "min_value=0",
+               "--severity", "error")
+    assert "_registry/checks/people/score_be_between.json" in client.bucket_keys()
+    ran = client.run("check", "run", "people", "--json").json()
+    assert ran["passed"] is True
+    (result,) = ran["results"]
+    assert (result["name"], result["metadata"]["element_count"], result["metadata"]["unexpected_count"]) == (
+        "score_be_between", ROWS, 0)
+    with deployment.instance() as instance:
+        run = instance.get_run_by_id(ran["run_id"])
+        assert run.status == DagsterRunStatus.SUCCESS and run.job_name == "quality_checks"
+        assert [key.name for key in run.asset_check_selection] == ["score_be_between"]
+        origin = run.remote_job_origin.repository_origin.code_location_origin
+        assert isinstance(origin, GrpcServerCodeLocationOrigin), origin
+    assert client.datasets()["people"]["checks"]["passed"] == 1

@@ -146,6 +146,15 @@ def test_declared_checks_rename_and_lazy_import(cli_workspace, tmp_path):
     assert {r["name"]: (r["passed"], r["metadata"].get("observed_value")) for r in ran["results"]} == {
         "row_count_to_be_between": (True, "40"), "id_be_unique": (True, None)}
     ws.run("check", "add", "orders", "expect_column_values_to_not_be_null", "--column", "id")
+    assert ws.run("check", "validate").stdout.strip() == "All 3 check(s) are valid."
+
+    # A hand edit GX refuses: `check validate` says so (for CI), and the check's run reports it.
+    valid = catalog.read_text()
+    catalog.write_text(valid + "    - expectation: expect_column_values_to_be_uniqe\n      kwargs: {column: id}\n")
+    refused = ws.run("check", "validate", "orders", check=False)
+    assert refused.code == 1 and "orders/id_be_uniqe: Great Expectations has no expectation " in refused.stderr
+    assert "Close names: expect_column_values_to_be_unique" in refused.stderr
+    catalog.write_text(valid)
 
     # Loading the code location (and listing datasets) never imports Great Expectations.
     probe = ("import sys; from dataplat_dagster.definitions import project_definitions; "
