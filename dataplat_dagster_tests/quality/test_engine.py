@@ -242,3 +242,16 @@ def test_describe_summarises_the_statistics(outcomes):
     assert outcomes["batched"]["amount_min_0"].describe() == (
         "3 unexpected of 100 rows (3.061%), e.g. -3.0, -2.0, -1.0")
     assert outcomes["batched"]["rows_too_few_allowed"].describe() == "observed 100"
+
+
+def test_table_checks_see_the_row_count_and_the_column_names(parquet):
+    names = pq.read_schema(parquet).names
+    found = engine.evaluate(parquet, {
+        "rows": spec("expect_table_row_count_to_equal", value=100),
+        "columns": spec("expect_table_columns_to_match_set", column_set=names),
+        "fewer": spec("expect_table_columns_to_match_set", column_set=names[:2], exact_match=True),
+        "count": spec("expect_table_column_count_to_equal", value=len(names)),
+    })
+    assert {name: outcome.success for name, outcome in found.items()} == {"rows": True, "columns": True, "fewer": False, "count": True}
+    assert found["rows"].observed_value == 100
+    assert sorted(found["columns"].observed_value) == sorted(names) and found["count"].observed_value == len(names)
