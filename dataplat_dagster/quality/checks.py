@@ -12,8 +12,10 @@ evaluate the checks in that op (``log_evaluations``). A run of the checks alone 
 Each result carries GX's statistics as metadata, and the version it judged
 (``dataplat/version``), which is how a later run knows whether a failure still applies to
 the dataset's current version (``gate``).
-"""
 
+No ``from __future__ import annotations`` here: Dagster reads the check function's
+``context`` annotation as a class when the definition is made.
+"""
 
 import json
 
@@ -111,8 +113,7 @@ def result_fields(spec: CheckSpec, outcome, version_id: str | None) -> dict:
     if outcome.error:
         metadata["error"] = MetadataValue.text(outcome.error)
     if outcome.observed_value is not None:
-        metadata["observed_value"] = MetadataValue.json({"value": outcome.observed_value}) if isinstance(
-            outcome.observed_value, (list, dict)) else MetadataValue.text(str(outcome.observed_value))
+        metadata["observed_value"] = _observed(outcome.observed_value)
     for name in ("element_count", "unexpected_count", "missing_count"):
         if getattr(outcome, name) is not None:
             metadata[name] = MetadataValue.int(int(getattr(outcome, name)))
@@ -126,6 +127,17 @@ def result_fields(spec: CheckSpec, outcome, version_id: str | None) -> dict:
         "metadata": metadata,
         "description": outcome.describe(),
     }
+
+
+def _observed(value) -> MetadataValue:
+    """GX's observed value with its type: a number as a number, a list or mapping as JSON."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, list, dict)):
+        return MetadataValue.text(str(value))
+    if isinstance(value, int):
+        return MetadataValue.int(value)
+    if isinstance(value, float):
+        return MetadataValue.float(value)
+    return MetadataValue.json({"value": value})
 
 
 def describe_check(spec: CheckSpec) -> str:

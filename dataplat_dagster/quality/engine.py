@@ -241,7 +241,7 @@ def _summed(expectation, total: dict) -> CheckOutcome:
         unexpected_count=unexpected,
         unexpected_percent=100.0 * unexpected / considered if considered else 0.0,
         missing_count=missing,
-        unexpected_sample=_plain(total["sample"]),
+        unexpected_sample=_values(total["sample"]),
     )
 
 
@@ -256,7 +256,7 @@ def _outcome(result) -> CheckOutcome:
         unexpected_count=found.get("unexpected_count"),
         unexpected_percent=found.get("unexpected_percent"),
         missing_count=found.get("missing_count"),
-        unexpected_sample=_plain(list(found.get("partial_unexpected_list") or [])),
+        unexpected_sample=_values(list(found.get("partial_unexpected_list") or [])),
     )
 
 
@@ -276,6 +276,11 @@ def _exception(result) -> str:
 
 def _first_line(error) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _values(sample: list) -> list:
+    """Unexpected values worth showing: nulls say nothing more than the counts (and NaN is no JSON)."""
+    return [value for value in _plain(sample) if value is not None and value == value]
 
 
 def _plain(value):

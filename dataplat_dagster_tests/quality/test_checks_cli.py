@@ -144,7 +144,7 @@ def test_declared_checks_rename_and_lazy_import(cli_workspace, tmp_path):
     assert refused.code == 1 and "is declared in dataplat.yaml: remove it there" in refused.stderr
     ran = ws.run("check", "run", "orders", "--json").json()
     assert {r["name"]: (r["passed"], r["metadata"].get("observed_value")) for r in ran["results"]} == {
-        "row_count_to_be_between": (True, "40"), "id_be_unique": (True, None)}
+        "row_count_to_be_between": (True, 40), "id_be_unique": (True, None)}
     ws.run("check", "add", "orders", "expect_column_values_to_not_be_null", "--column", "id")
     assert ws.run("check", "validate").stdout.strip() == "All 3 check(s) are valid."
 
