@@ -244,3 +244,19 @@ def test_yaml_reads_back_as_the_checks_section(demo):
     read_back = [CheckSpec(**entry) for entry in entries]
     assert pairs(read_back) == pairs(specs)
     assert {spec.severity for spec in read_back} == {"warn"}
+
+
+def test_the_customers_suggestion_fails_on_a_corrupted_copy(demo, folder):
+    """A copy of the demo's customers with a customer id given twice, a segment the shop does
+    not have, a city left empty and a signup date after the last one: each breaks its check."""
+    specs, _ = demo["customers"]
+    rows = pq.read_table(folder / "customers.parquet").to_pylist()
+    rows[1]["customer_id"] = rows[0]["customer_id"]
+    rows[2]["segment"] = "reseller"
+    rows[3]["city"] = None
+    rows[4]["signup_date"] = rows[4]["signup_date"].replace(year=2030)
+    broken = write(folder / "customers_broken.parquet", pa.Table.from_pylist(rows, schema=pq.read_schema(folder / "customers.parquet")))
+    outcomes = evaluate(broken, named_checks(specs))
+    assert failed(outcomes) == {"customer_id_be_unique", "segment_be_in_set", "city_not_be_null", "signup_date_be_between"}
+    assert outcomes["segment_be_in_set"].unexpected_sample == ["reseller"]
+    assert outcomes["city_not_be_null"].unexpected_count == 1
