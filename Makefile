@@ -32,6 +32,8 @@ demo: install
 	@echo
 	$(BIN)/dataplat --workspace . --project demo dataset list
 	@echo
+	$(BIN)/dataplat --workspace . --project demo check list
+	@echo
 	$(BIN)/dataplat --workspace . --project demo image-folder list
 	@echo
 	$(BIN)/python projects/demo/embed_shapes.py
