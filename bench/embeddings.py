@@ -127,8 +127,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 # bench/profile.py would shadow the standard library's ``profile`` (torch imports cProfile):
-# this folder goes last on the path, for benchdata and image_folders only.
+# this folder goes last on the path, for benchdata, image_folders and report only.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE] + [str(HERE)]
+from report import table, verdict  # noqa: E402
 DATA_DIR = HERE / "data"
 BIN = Path(sys.executable).parent
 DATAPLAT = BIN / "dataplat"
@@ -894,24 +895,6 @@ def warm_page_cache(paths) -> None:
         with open(path, "rb", buffering=0) as stream:
             while stream.readinto(buffer):
                 pass
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def table(headers: list[str], rows: list[list]) -> None:
-    """Figures right-aligned; the first column and a last ``notes`` column left-aligned."""
-    cells = [[str(c) for c in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    left = {0} | ({len(headers) - 1} if headers[-1] == "notes" else set())
-
-    def line(values: list[str]) -> str:
-        return "  " + "  ".join(v.ljust(w) if i in left else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths)))
-
-    print(line(headers).rstrip())
-    for r in cells:
-        print(line(r).rstrip(), flush=True)
 
 
 # --- The parts -------------------------------------------------------------------------------------
