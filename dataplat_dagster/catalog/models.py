@@ -106,7 +106,7 @@ class CheckSpec(_Strict):
         "warn", description="error: a failure blocks the steps downstream of the dataset (and, under a datasource's "
         "quality_policy: fail, refuses the new snapshot); warn: it is reported only.")
     name: str | None = Field(None, description="The asset check's name; unset: derived from the expectation and its column.")
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime | None = Field(None, description="When `dataplat check add` added it (unset for a declared check).")
 
     @field_validator("expectation")
     @classmethod

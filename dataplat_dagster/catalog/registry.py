@@ -16,6 +16,8 @@ the materialization's metadata.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from pydantic import BaseModel
 from upath import UPath
 
@@ -123,7 +125,8 @@ class Registry:
 
     def add_check(self, dataset: str, spec: CheckSpec) -> bool:
         """Register ``spec`` (its name set); ``False`` if a check of that name exists."""
-        return self._add(f"checks/{dataset}", spec.name, spec.model_copy(update={"name": None}))
+        added = spec.created_at or datetime.now(timezone.utc)
+        return self._add(f"checks/{dataset}", spec.name, spec.model_copy(update={"name": None, "created_at": added}))
 
     def remove_check(self, dataset: str, name: str) -> None:
         self._remove(f"checks/{dataset}", name)
