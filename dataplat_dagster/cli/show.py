@@ -6,12 +6,13 @@ import click
 
 from dataplat_dagster.cli.output import human_count, human_size, print_json, print_table
 from dataplat_dagster.datasets import storage
-from dataplat_dagster.datasets.manage import dataset_store, require_data
 from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.workspace import Project
 
 
 def show_profile(project: Project, info, view: str | None, *, column: str | None, sample: int | None, as_json: bool) -> None:
+    from dataplat_dagster.datasets.manage import dataset_store, require_data
+
     _, store = dataset_store(project, info.name)
     require_data(store)
     store = store.current()  # every file shown is of this one version, whatever is published meanwhile
