@@ -83,3 +83,21 @@ def after_failure(instance: DagsterInstance, registry, store: DatasetStore, key:
     if never_materialized and tags.get(TAG_UNREGISTER) == "true" and registry.dataset(store.name) is not None:
         registry.remove_dataset(store.name)
         store.delete()
+
+
+def carry_materialization(instance: DagsterInstance, old_key: AssetKey, new_key: AssetKey, updates: dict | None = None) -> None:
+    """After a rename (a dataset, an image folder, their embeddings), report the old key's last
+    materialization again under the new key, with ``updates`` over its metadata (the moved
+    files' addresses) and ``renamed_from``; the old key's history stays. Nothing is reported
+    twice when the command that was interrupted reported it already."""
+    from dagster import AssetMaterialization, MetadataValue
+
+    latest = instance.get_latest_materialization_event(old_key)
+    if latest is None:
+        return
+    carried = instance.get_latest_materialization_event(new_key)
+    if carried is not None and carried.timestamp >= latest.timestamp:
+        return
+    metadata = {**latest.asset_materialization.metadata, **(updates or {}),
+                "renamed_from": MetadataValue.text("/".join(old_key.path))}
+    instance.report_runless_asset_event(AssetMaterialization(asset_key=new_key, metadata=metadata))

@@ -26,12 +26,12 @@ import os
 import shutil
 from pathlib import Path
 
-from dagster import AssetKey, AssetMaterialization, DagsterInstance, DagsterRun, MetadataValue, RunsFilter
+from dagster import AssetKey, DagsterInstance, DagsterRun, MetadataValue, RunsFilter
 
 from dataplat_dagster.catalog import FileSource, edit_catalog, load_catalog
 from dataplat_dagster.catalog.registry import REGISTRY_FOLDER, Registry, project_catalog
 from dataplat_dagster.catalog.models import DatasetSpec
-from dataplat_dagster.datasets import storage
+from dataplat_dagster.datasets import lifecycle, storage
 from dataplat_dagster.datasets.assets import dataset_key
 from dataplat_dagster.datasets.storage import DatasetStore, catalog_reference, project_root
 from dataplat_dagster.embeddings.manage import follow_delete, follow_rename
@@ -182,21 +182,12 @@ def _declared_rename(project: Project, store: DatasetStore, renamed: DatasetSpec
 
 
 def _carry_materialization(instance, project: Project, name: str, new_name: str, moved: DatasetStore) -> None:
-    old_key = AssetKey(dataset_key(project.name, name))
-    new_key = AssetKey(dataset_key(project.name, new_name))
-    latest = instance.get_latest_materialization_event(old_key)
-    if latest is None:
-        return
-    carried = instance.get_latest_materialization_event(new_key)
-    if carried is not None and carried.timestamp >= latest.timestamp:
-        return  # carried already, by the command that was interrupted
-    metadata = dict(latest.asset_materialization.metadata)
     version = moved.current() or moved  # the files of the version current after the move
-    metadata["dagster/uri"] = MetadataValue.text(version.uri(storage.DATA_FILE))
-    if "report" in metadata:
-        metadata["report"] = MetadataValue.url(version.uri(storage.REPORT_FILE))
-    metadata["renamed_from"] = MetadataValue.text("/".join(old_key.path))
-    instance.report_runless_asset_event(AssetMaterialization(asset_key=new_key, metadata=metadata))
+    updates = {"dagster/uri": MetadataValue.text(version.uri(storage.DATA_FILE))}
+    if version.exists(storage.REPORT_FILE):  # a profiled version: its metadata links the report
+        updates["report"] = MetadataValue.url(version.uri(storage.REPORT_FILE))
+    lifecycle.carry_materialization(instance, AssetKey(dataset_key(project.name, name)),
+                                    AssetKey(dataset_key(project.name, new_name)), updates)
 
 
 def delete_dataset(instance: DagsterInstance, project: Project, name: str) -> None:

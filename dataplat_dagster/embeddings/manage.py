@@ -116,8 +116,7 @@ def follow_rename(instance: DagsterInstance, project: Project, root, name: str, 
     """The embeddings of a renamed dataset or image folder move with it: their entry, their
     files (their ids, row positions or image paths, still hold), and their last
     materialization, reported again under the new key. Each step can run again after a crash."""
-    from dagster import AssetMaterialization
-
+    from dataplat_dagster.datasets.lifecycle import carry_materialization
     from dataplat_dagster.embeddings.layout import embeddings_store
 
     registry = Registry(root)
@@ -127,14 +126,7 @@ def follow_rename(instance: DagsterInstance, project: Project, root, name: str, 
     embeddings_store(root, name).move_to(new_name)
     if spec is not None:
         registry.remove_embeddings(name)
-    old_key, new_key = AssetKey(embeddings_key(project.name, name)), AssetKey(embeddings_key(project.name, new_name))
-    latest = instance.get_latest_materialization_event(old_key)
-    if latest is not None and instance.get_latest_materialization_event(new_key) is None:
-        from dagster import MetadataValue
-
-        metadata = dict(latest.asset_materialization.metadata)
-        metadata["renamed_from"] = MetadataValue.text("/".join(old_key.path))
-        instance.report_runless_asset_event(AssetMaterialization(asset_key=new_key, metadata=metadata))
+    carry_materialization(instance, AssetKey(embeddings_key(project.name, name)), AssetKey(embeddings_key(project.name, new_name)))
 
 
 def follow_delete(instance: DagsterInstance, project: Project, root, name: str) -> None:

@@ -186,7 +186,7 @@ def in_flight_runs(instance: DagsterInstance, project: Project, name: str) -> li
 def rename_image_folder(instance: DagsterInstance, project: Project, name: str, new_name: str) -> None:
     """The new entry (a create-if-absent write), the files, the old entry, then the last
     materialization reported again under the new key (the old key's history stays)."""
-    from dagster import AssetMaterialization, MetadataValue
+    from dagster import MetadataValue
 
     check_name("image folder", new_name)
     store = find_image_folder(project, name)
@@ -198,15 +198,10 @@ def rename_image_folder(instance: DagsterInstance, project: Project, name: str, 
     moved = store.move_to(new_name)
     follow_rename(instance, project, store.root, name, new_name)
     registry.remove_image_folder(name)
-    old_key, new_key = AssetKey(image_folder_key(project.name, name)), AssetKey(image_folder_key(project.name, new_name))
-    latest = instance.get_latest_materialization_event(old_key)
-    if latest is not None:
-        metadata = dict(latest.asset_materialization.metadata)
-        version = moved.current()
-        if version is not None:
-            metadata["dagster/uri"] = MetadataValue.path(version.uri(IMAGES_FOLDER))
-        metadata["renamed_from"] = MetadataValue.text("/".join(old_key.path))
-        instance.report_runless_asset_event(AssetMaterialization(asset_key=new_key, metadata=metadata))
+    version = moved.current()
+    lifecycle.carry_materialization(
+        instance, AssetKey(image_folder_key(project.name, name)), AssetKey(image_folder_key(project.name, new_name)),
+        {"dagster/uri": MetadataValue.path(version.uri(IMAGES_FOLDER))} if version is not None else None)
 
 
 def delete_image_folder(instance: DagsterInstance, project: Project, name: str) -> None:
