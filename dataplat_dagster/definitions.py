@@ -105,8 +105,8 @@ def project_definitions(location: str | os.PathLike) -> Definitions:
     sensors.append(dropzone_sensor(project, root, jobs[-1], catalog.dropzone))
     jobs.append(rollback_job(project))  # `dataplat dataset rollback`: an earlier version made current again
     # Each dataset's data-quality checks; pipeline datasets' ones target the pipeline's assets.
-    asset_checks = [dataset_checks_definition(project.name, root, name, catalog.dataset_checks(name))
-                    for name in catalog.checks if name in catalog.datasets and catalog.dataset_checks(name)]
+    checks = {name: catalog.dataset_checks(name) for name in catalog.checks if name in catalog.datasets}
+    asset_checks = [dataset_checks_definition(project.name, root, name, specs) for name, specs in checks.items() if specs]
     if asset_checks:
         jobs.append(checks_job(project.name, asset_checks))
     # Jobs that set no executor of their own (users' jobs too) honour the connectors' limits.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 from typing import Any, Literal, get_args
@@ -122,11 +123,19 @@ class CheckSpec(_Strict):
             raise ValueError(f"check name {value!r} is not valid: use letters, digits and underscores")
         return value
 
+    def describe(self) -> str:
+        """``expect_...(column="id", min_value=0), severity error``: as the CLI and the UI show it."""
+        return f"{self.expectation}({describe_arguments(self.kwargs)}), severity {self.severity}"
+
     def default_name(self) -> str:
         short = next(self.expectation[len(p):] for p in _EXPECTATION_PREFIXES if self.expectation.startswith(p))
         column = self.kwargs.get("column")
         name = f"{column}_{short}" if isinstance(column, str) else short
         return re.sub(r"[^A-Za-z0-9_]", "_", name)[:100]
+
+
+def describe_arguments(kwargs: dict) -> str:
+    return ", ".join(f"{key}={json.dumps(value, default=str)}" for key, value in kwargs.items())
 
 
 def named_checks(specs: list[CheckSpec]) -> dict[str, CheckSpec]:

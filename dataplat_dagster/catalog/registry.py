@@ -116,12 +116,12 @@ class Registry:
         folder = self.folder / "checks"
         if not folder.exists():
             return {}
-        found = {}
-        for dataset in folder.iterdir():
-            if dataset.is_dir():
-                entries = self._entries(f"checks/{dataset.name}", CheckSpec)
-                found[dataset.name] = [spec.model_copy(update={"name": name}) for name, spec in entries.items()]
+        found = {dataset.name: self.dataset_checks(dataset.name) for dataset in folder.iterdir() if dataset.is_dir()}
         return {dataset: specs for dataset, specs in found.items() if specs}
+
+    def dataset_checks(self, dataset: str) -> list[CheckSpec]:
+        """The added checks of one dataset, oldest first, each with its name set."""
+        return [spec.model_copy(update={"name": name}) for name, spec in self._entries(f"checks/{dataset}", CheckSpec).items()]
 
     def add_check(self, dataset: str, spec: CheckSpec) -> bool:
         """Register ``spec`` (its name set); ``False`` if a check of that name exists."""
@@ -133,12 +133,12 @@ class Registry:
 
     def move_checks(self, dataset: str, new_name: str) -> None:
         """The added checks of ``dataset`` become those of ``new_name`` (a rename)."""
-        for spec in self.checks().get(dataset, []):
-            self._add(f"checks/{new_name}", spec.name, spec.model_copy(update={"name": None}))
+        for spec in self.dataset_checks(dataset):
+            self.add_check(new_name, spec)
             self.remove_check(dataset, spec.name)
 
     def remove_checks(self, dataset: str) -> None:
-        for spec in self.checks().get(dataset, []):
+        for spec in self.dataset_checks(dataset):
             self.remove_check(dataset, spec.name)
 
     def exports(self) -> dict[str, list[str]]:

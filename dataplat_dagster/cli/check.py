@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
+from dataplat_dagster.catalog.models import describe_arguments
 from dataplat_dagster.cli.catalog_entries import catalog_changed
 from dataplat_dagster.cli.context import CliContext, pass_context
-from dataplat_dagster.cli.output import elapsed, print_json, print_table, report, warn
+from dataplat_dagster.cli.output import print_json, print_table, report, wait_for_run
 from dataplat_dagster.errors import DataplatError
 
 
@@ -49,7 +48,7 @@ def check_add(ctx: CliContext, dataset: str, expectation: str, column: str | Non
     add_check(ctx.project, dataset, spec)
     catalog_changed(ctx.project)
     report(as_json, _spec_json(dataset, spec),
-           f"Added check {spec.name!r} to dataset {dataset!r}: {_describe(spec)}. Run it: dataplat check run {dataset}")
+           f"Added check {spec.name!r} to dataset {dataset!r}: {spec.describe()}. Run it: dataplat check run {dataset}")
 
 
 @check.command("list")
@@ -69,7 +68,7 @@ def check_list(ctx: CliContext, dataset: str | None, as_json: bool) -> None:
                    f"`dataplat check suggest {dataset or 'DATASET'}`.")
         return
     print_table(["dataset", "name", "expectation", "arguments", "severity", "last result"],
-                [[c["dataset"], c["name"], c["expectation"], _arguments(c["kwargs"]), c["severity"], _last(c["last_result"])]
+                [[c["dataset"], c["name"], c["expectation"], describe_arguments(c["kwargs"]), c["severity"], _last(c["last_result"])]
                  for c in found])
 
 
@@ -114,7 +113,6 @@ def check_run(ctx: CliContext, dataset: str, names: tuple[str, ...], no_wait: bo
     Exits with status 1 when a check of severity error fails (a warn failure is printed, and
     the exit status stays 0), so that a script or CI step can gate on it.
     """
-    from dataplat_dagster import runs
     from dataplat_dagster.quality.checks import last_results
     from dataplat_dagster.quality.manage import start_check_run
 
@@ -125,10 +123,8 @@ def check_run(ctx: CliContext, dataset: str, names: tuple[str, ...], no_wait: bo
         report(as_json, {"dataset": dataset, "run_id": run_id, "checks": chosen, "status": "running"},
                f"Submitted run {run_id} of {len(chosen)} check(s) of {dataset!r}.")
         return
-    if not as_json:
-        click.echo(f"Running {len(chosen)} check(s) of {dataset!r} in run {run_id} ...")
-    with elapsed(f"  {dataset}:"):
-        outcome = runs.wait_for(instance, run_id, notice=warn)
+    outcome = wait_for_run(instance, run_id, f"Running {len(chosen)} check(s) of {dataset!r} in run {run_id} ...",
+                           as_json=as_json, label=f"  {dataset}:")
     results = last_results(instance, ctx.project.name, dataset, chosen)
     ran = {name: result for name, result in results.items() if result and result["run_id"] == run_id}
     if not ran:
@@ -172,14 +168,6 @@ def check_suggest(ctx: CliContext, dataset: str, apply: bool) -> None:
 def _spec_json(dataset: str, spec) -> dict:
     return {"dataset": dataset, "name": spec.name, "expectation": spec.expectation, "kwargs": spec.kwargs,
             "severity": spec.severity}
-
-
-def _describe(spec) -> str:
-    return f"{spec.expectation}({_arguments(spec.kwargs)}), severity {spec.severity}"
-
-
-def _arguments(kwargs: dict) -> str:
-    return ", ".join(f"{key}={json.dumps(value, default=str)}" for key, value in kwargs.items())
 
 
 def _last(result: dict | None) -> str:

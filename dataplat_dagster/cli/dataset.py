@@ -11,7 +11,7 @@ from dataplat_dagster.catalog.models import ORIGINS
 from dataplat_dagster.cli.catalog_entries import catalog_changed
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.csv_flags import csv_flags, csv_options
-from dataplat_dagster.cli.output import confirm_delete, elapsed, human_count, human_size, plural, print_json, print_table, report, warn
+from dataplat_dagster.cli.output import confirm_delete, human_count, human_size, plural, print_json, print_table, report, wait_for_run, warn
 from dataplat_dagster.cli.show import show_profile
 from dataplat_dagster.errors import DataplatError
 
@@ -105,7 +105,6 @@ def _snapshot(ctx: CliContext, name: str, datasource: str, *, replace: bool, ful
 def _run_import(ctx: CliContext, name: str, run_id: str, *, extra: dict, no_wait: bool, no_profile: bool, as_json: bool,
                 what: str, replace: bool, rename: tuple[str, str] | None = None, snapshot: bool = False) -> None:
     """Wait for the submitted run of an import or snapshot (unless --no-wait), then report how it went."""
-    from dataplat_dagster import runs
     from dataplat_dagster.datasets.importing import after_failed_run
 
     instance = ctx.instance()
@@ -113,11 +112,9 @@ def _run_import(ctx: CliContext, name: str, run_id: str, *, extra: dict, no_wait
         report(as_json, {"name": name, "run_id": run_id, "status": "parsing", **extra},
                 f"Submitted run {run_id}; dataset {name!r} is parsing. Follow it with `dataplat dataset list`.")
         return
-    if not as_json:
-        click.echo(f"{'Parsing' if rename else 'Reading'}{'' if no_profile else ' and profiling'} in run {run_id} ...")
     try:
-        with elapsed(f"  {name}:"):
-            outcome = runs.wait_for(instance, run_id, notice=warn)
+        outcome = wait_for_run(instance, run_id, f"{'Parsing' if rename else 'Reading'}{'' if no_profile else ' and profiling'} "
+                               f"in run {run_id} ...", as_json=as_json, label=f"  {name}:")
     except KeyboardInterrupt:
         after_failed_run(instance, ctx.project, name, run_id)
         raise

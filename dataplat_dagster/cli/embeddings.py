@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from dataplat_dagster.cli.context import CliContext, pass_context
-from dataplat_dagster.cli.output import elapsed, plural, print_json, print_table, report, warn
+from dataplat_dagster.cli.output import plural, print_json, print_table, report, wait_for_run, warn
 from dataplat_dagster.errors import DataplatError
 
 
@@ -35,7 +35,6 @@ def embeddings_compute(ctx: CliContext, name: str, columns: str | None, kind: st
                        pretrained: str | None, checkpoint: str | None, device: str | None, batch_size: int | None,
                        map_method: str | None, no_wait: bool, as_json: bool) -> None:
     """Compute the embeddings of dataset or image folder NAME, as a Dagster run of its asset."""
-    from dataplat_dagster import runs
     from dataplat_dagster.embeddings.manage import start_compute
 
     if pretrained and checkpoint:
@@ -55,10 +54,8 @@ def embeddings_compute(ctx: CliContext, name: str, columns: str | None, kind: st
         report(as_json, {"name": name, "run_id": run_id, "status": "computing"},
                 f"Submitted run {run_id}; the embeddings of {name!r} are computing.")
         return
-    if not as_json:
-        click.echo(f"Computing the {spec.kind} embeddings of {name!r} in run {run_id} ...")
-    with elapsed(f"  {name}:"):
-        outcome = runs.wait_for(instance, run_id, notice=warn)
+    outcome = wait_for_run(instance, run_id, f"Computing the {spec.kind} embeddings of {name!r} in run {run_id} ...",
+                           as_json=as_json, label=f"  {name}:")
     if outcome.error is not None or outcome.status.value != "SUCCESS":
         raise DataplatError(f"Computing the embeddings of {name!r} failed (run {outcome.run_id}): {outcome.error or outcome.status.value}")
     stored = _stored(ctx, name)

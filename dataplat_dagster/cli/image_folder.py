@@ -8,7 +8,7 @@ import click
 
 from dataplat_dagster.cli.catalog_entries import catalog_changed
 from dataplat_dagster.cli.context import CliContext, pass_context
-from dataplat_dagster.cli.output import confirm_delete, elapsed, human_count, human_size, plural, print_json, print_table, report, warn
+from dataplat_dagster.cli.output import confirm_delete, human_count, human_size, plural, print_json, print_table, report, wait_for_run, warn
 from dataplat_dagster.errors import DataplatError
 
 NO_SOURCES = ("Image folders are made only from an uploaded zip (or a folder) of images: they cannot use a "
@@ -35,7 +35,6 @@ def image_folder_import(ctx: CliContext, source: Path, name: str, skip_invalid: 
     """Import SOURCE (a .zip of images, or a folder of images) as image folder NAME, as a Dagster run."""
     if datasource or connector:
         raise click.UsageError(NO_SOURCES)
-    from dataplat_dagster import runs
     from dataplat_dagster.images.manage import after_failed_run, image_folder_infos, start_image_import
 
     instance = ctx.instance()
@@ -47,11 +46,9 @@ def image_folder_import(ctx: CliContext, source: Path, name: str, skip_invalid: 
         report(as_json, {"name": name, "run_id": run_id, "status": "parsing"},
                 f"Submitted run {run_id}; image folder {name!r} is parsing. Follow it with `dataplat image-folder list`.")
         return
-    if not as_json:
-        click.echo(f"Checking and storing the images in run {run_id} ...")
     try:
-        with elapsed(f"  {name}:"):
-            outcome = runs.wait_for(instance, run_id, notice=warn)
+        outcome = wait_for_run(instance, run_id, f"Checking and storing the images in run {run_id} ...", as_json=as_json,
+                               label=f"  {name}:")
     except KeyboardInterrupt:
         after_failed_run(instance, ctx.project, name, run_id)
         raise

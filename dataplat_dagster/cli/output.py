@@ -90,6 +90,17 @@ def elapsed(label: str) -> Iterator[None]:
         ticker.join()
 
 
+def wait_for_run(instance, run_id: str, starting: str, *, as_json: bool, label: str):
+    """Wait for a run the command started: ``starting`` said first (not with --json), the
+    seconds counted under ``label`` on a terminal; returns the run's outcome."""
+    from dataplat_dagster import runs
+
+    if not as_json:
+        click.echo(starting)
+    with elapsed(label):
+        return runs.wait_for(instance, run_id, notice=warn)
+
+
 def _cell(value: object) -> str:
     if value is None:
         return "-"

@@ -80,7 +80,7 @@ class DatasetIOManager(ConfigurableIOManager):
                 f"Dataset {name!r} has no stored data yet: materialize "
                 f"{context.asset_key.to_user_string()} first (or import it with `dataplat dataset import`)."
             )
-        checks = catalog.dataset_checks(name) if name in catalog.checks else {}
+        checks = catalog.dataset_checks(name)
         if checks:
             from dataplat_dagster.quality.gate import refusal
 

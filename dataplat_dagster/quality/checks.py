@@ -17,8 +17,6 @@ No ``from __future__ import annotations`` here: Dagster reads the check function
 ``context`` annotation as a class when the definition is made.
 """
 
-import json
-
 from dagster import (
     AssetCheckEvaluation,
     AssetCheckExecutionContext,
@@ -59,7 +57,7 @@ def checks_op_name(dataset: str) -> str:
 def dataset_checks_definition(project_name: str, root, dataset: str, checks: dict[str, CheckSpec]) -> AssetChecksDefinition:
     key = AssetKey(dataset_key(project_name, dataset))
     specs = [
-        AssetCheckSpec(name, asset=key, blocking=spec.severity == "error", description=describe_check(spec),
+        AssetCheckSpec(name, asset=key, blocking=spec.severity == "error", description=spec.describe() + ".",
                        metadata={"dataplat/expectation": spec.expectation, "dataplat/severity": spec.severity})
         for name, spec in checks.items()
     ]
@@ -138,11 +136,6 @@ def _observed(value) -> MetadataValue:
     if isinstance(value, float):
         return MetadataValue.float(value)
     return MetadataValue.json({"value": value})
-
-
-def describe_check(spec: CheckSpec) -> str:
-    arguments = ", ".join(f"{key}={json.dumps(value, default=str)}" for key, value in spec.kwargs.items())
-    return f"{spec.expectation}({arguments}), severity {spec.severity}."
 
 
 # --- the last results, for the CLI and the quality gate ---------------------------------

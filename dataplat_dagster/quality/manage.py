@@ -13,7 +13,7 @@ from dagster import AssetCheckKey, AssetKey, DagsterInstance
 from pydantic import ValidationError
 
 from dataplat_dagster import runs
-from dataplat_dagster.catalog.models import CheckSpec, find_entry
+from dataplat_dagster.catalog.models import CheckSpec, find_entry, named_checks
 from dataplat_dagster.catalog.registry import project_catalog, project_registry
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.assets import dataset_key
@@ -24,8 +24,7 @@ from dataplat_dagster.workspace import Project, Workspace
 TAG_DATASET = "dataplat/dataset"
 
 
-def _dataset_checks(project: Project, dataset: str) -> dict[str, CheckSpec]:
-    catalog = project_catalog(project)
+def _dataset_checks(project: Project, catalog, dataset: str) -> dict[str, CheckSpec]:
     find_entry(catalog.datasets, "dataset", dataset, project.name)
     try:
         return catalog.dataset_checks(dataset)
@@ -33,31 +32,32 @@ def _dataset_checks(project: Project, dataset: str) -> dict[str, CheckSpec]:
         raise DataplatError(f"The checks of dataset {dataset!r}: {error}.") from None
 
 
-def _declared(project: Project, dataset: str) -> set[str]:
-    from dataplat_dagster.catalog.models import named_checks
+def _declared(project: Project) -> dict[str, set[str]]:
+    """The names of the checks ``dataplat.yaml`` declares, by dataset."""
     from dataplat_dagster.catalog.store import load_catalog
 
-    return set(named_checks(load_catalog(project.catalog_path).checks.get(dataset, [])))
+    return {dataset: set(named_checks(specs)) for dataset, specs in load_catalog(project.catalog_path).checks.items()}
+
+
+def _current_version(project: Project, catalog, dataset: str):
+    return storage.DatasetStore(storage.project_root(project.dir, catalog), dataset).current()
 
 
 def new_check(project: Project, dataset: str, expectation: str, kwargs: dict, severity: str, name: str | None) -> CheckSpec:
     """The check as it would be added: validated by GX, its columns in the dataset, its name free."""
     from dataplat_dagster.quality.declare import validate_check
 
-    existing = _dataset_checks(project, dataset)
+    catalog = project_catalog(project)
+    existing = _dataset_checks(project, catalog, dataset)
     try:
         spec = CheckSpec(expectation=expectation, kwargs=kwargs, severity=severity, name=name)
     except ValidationError as error:
         raise DataplatError(_first_error(error)) from None
     validate_check(spec)
-    _check_columns(project, dataset, spec)
+    _check_columns(_current_version(project, catalog, dataset), dataset, spec)
     if name and name in existing:
         raise DataplatError(f"Dataset {dataset!r} already has a check named {name!r}: choose another --name, or delete it first.")
-    if not name:
-        base, number, name = spec.default_name(), 2, spec.default_name()
-        while name in existing:
-            name, number = f"{base}_{number}", number + 1
-    return spec.model_copy(update={"name": name})
+    return list(named_checks([*existing.values(), spec]).values())[-1]  # a derived name numbered if taken
 
 
 def add_check(project: Project, dataset: str, spec: CheckSpec) -> None:
@@ -66,11 +66,11 @@ def add_check(project: Project, dataset: str, spec: CheckSpec) -> None:
 
 
 def delete_check(project: Project, dataset: str, name: str) -> None:
-    existing = _dataset_checks(project, dataset)
+    existing = _dataset_checks(project, project_catalog(project), dataset)
     if name not in existing:
         known = ", ".join(existing) or "none"
         raise DataplatError(f"Dataset {dataset!r} has no check {name!r} (its checks: {known}).")
-    if name in _declared(project, dataset):
+    if name in _declared(project).get(dataset, ()):
         raise DataplatError(f"Check {name!r} of dataset {dataset!r} is declared in {project.catalog_path.name}: remove it there.")
     project_registry(project).remove_check(dataset, name)
 
@@ -83,14 +83,15 @@ def list_checks(instance: DagsterInstance, project: Project, dataset: str | None
     if dataset is not None:
         find_entry(catalog.datasets, "dataset", dataset, project.name)
     names = [dataset] if dataset else [name for name in catalog.checks if name in catalog.datasets]
+    declared = _declared(project)
     found = []
     for name in names:
-        checks = _dataset_checks(project, name)
-        declared = _declared(project, name)
+        checks = _dataset_checks(project, catalog, name)
         results = last_results(instance, project.name, name, list(checks))
         for check, spec in checks.items():
             found.append({"dataset": name, "name": check, "expectation": spec.expectation, "kwargs": spec.kwargs,
-                          "severity": spec.severity, "declared_in": "dataplat.yaml" if check in declared else "registry",
+                          "severity": spec.severity,
+                          "declared_in": "dataplat.yaml" if check in declared.get(name, ()) else "registry",
                           "last_result": results[check]})
     return found
 
@@ -107,7 +108,7 @@ def validate_checks(project: Project, dataset: str | None) -> tuple[int, list[tu
         if name not in catalog.datasets:
             refused.append((name, f"checks are declared for {name!r}, which is not a dataset of project {project.name!r}"))
             continue
-        for check, spec in _dataset_checks(project, name).items():
+        for check, spec in _dataset_checks(project, catalog, name).items():
             checked += 1
             try:
                 validate_check(spec)
@@ -119,7 +120,8 @@ def validate_checks(project: Project, dataset: str | None) -> tuple[int, list[tu
 def start_check_run(instance: DagsterInstance, workspace: Workspace, project: Project, dataset: str,
                     names: list[str] | None, *, wait: bool) -> tuple[str, list[str]]:
     """Start a run of the dataset's checks (all, or ``names``); returns its id and the checks."""
-    checks = _dataset_checks(project, dataset)
+    catalog = project_catalog(project)
+    checks = _dataset_checks(project, catalog, dataset)
     if not checks:
         raise DataplatError(f"Dataset {dataset!r} has no checks: add one with `dataplat check add {dataset} EXPECTATION ...` "
                             f"or `dataplat check suggest {dataset} --apply`.")
@@ -127,8 +129,7 @@ def start_check_run(instance: DagsterInstance, workspace: Workspace, project: Pr
     if unknown:
         raise DataplatError(f"Dataset {dataset!r} has no check {', '.join(map(repr, unknown))} (its checks: {', '.join(checks)}).")
     chosen = names or list(checks)
-    version = storage.DatasetStore(storage.project_root(project.dir, project_catalog(project)), dataset).current()
-    if version is None:
+    if _current_version(project, catalog, dataset) is None:
         raise DataplatError(f"Dataset {dataset!r} has no data yet: wait for its import (`dataplat dataset list`), then run its checks.")
     key = AssetKey(dataset_key(project.name, dataset))
     request = runs.RunRequest(project, CHECKS_JOB, [], dict(runs.QUIET_CONSOLE),
@@ -140,11 +141,11 @@ def start_check_run(instance: DagsterInstance, workspace: Workspace, project: Pr
 def suggested_checks(project: Project, dataset: str) -> list[CheckSpec]:
     """A suite proposed from the profile of the dataset's current version, named; a
     suggestion equal to a check the dataset has already is left out."""
-    from dataplat_dagster.catalog.models import named_checks
     from dataplat_dagster.quality.suggest import suggest_checks
 
-    existing = _dataset_checks(project, dataset)
-    version = storage.DatasetStore(storage.project_root(project.dir, project_catalog(project)), dataset).current()
+    catalog = project_catalog(project)
+    existing = _dataset_checks(project, catalog, dataset)
+    version = _current_version(project, catalog, dataset)
     profile = version.read_json(storage.PROFILE_FILE) if version else None
     if profile is None:
         raise DataplatError(f"Dataset {dataset!r} has no stored profile: import it with its profile "
@@ -155,14 +156,13 @@ def suggested_checks(project: Project, dataset: str) -> list[CheckSpec]:
     return [spec for name, spec in named.items() if name not in existing]
 
 
-def _check_columns(project: Project, dataset: str, spec: CheckSpec) -> None:
-    """Refuse a column the dataset's current version does not have (its Parquet footer only)."""
+def _check_columns(version, dataset: str, spec: CheckSpec) -> None:
+    """Refuse a column the dataset's current ``version`` does not have (its Parquet footer only)."""
     import pyarrow.parquet as pq
 
     from dataplat_dagster.quality.engine import columns_of
 
     columns = columns_of(spec) or []
-    version = storage.DatasetStore(storage.project_root(project.dir, project_catalog(project)), dataset).current()
     if not columns or version is None or not version.path(storage.DATA_FILE).exists():
         return
     with version.path(storage.DATA_FILE).open("rb") as file:
