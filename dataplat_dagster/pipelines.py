@@ -25,7 +25,8 @@ import os
 
 from dagster import AssetIn, asset
 
-from dataplat_dagster.datasets.assets import ORIGIN_TAG, dataset_key
+from dataplat_dagster.datasets.assets import ORIGIN_TAG
+from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY, ORIGIN_METADATA
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, DagsterRunStatus
 
+from dataplat_dagster.datasets.run_marks import mark_submitted
 from dataplat_dagster.workspace import Project, Workspace
 
 IN_FLIGHT = {
@@ -71,6 +72,7 @@ def submit(instance: DagsterInstance, workspace: Workspace, request: RunRequest,
     url = webserver.deployment_url()
     if url:
         run_id = webserver.launch_run(url, request)
+        mark_submitted(request.project, [key.path for key in request.asset_keys], run_id)
         if instance.get_run_by_id(run_id) is None:
             from dataplat_dagster.errors import WorkspaceError
 
@@ -81,6 +83,7 @@ def submit(instance: DagsterInstance, workspace: Workspace, request: RunRequest,
             )
         return run_id
     run_id = _create_run(instance, workspace, request)
+    mark_submitted(request.project, [key.path for key in request.asset_keys], run_id)
     if is_embedded(instance):
         _execute_in_child(instance, run_id, detach=not wait, log_dir=workspace.root / "logs" / "dataplat")
     else:

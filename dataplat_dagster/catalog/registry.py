@@ -25,11 +25,18 @@ from dataplat_dagster.catalog.models import CheckSpec, DatasetSpec, EmbeddingsSp
 from dataplat_dagster.datasets.storage import write_bytes, write_exclusive
 
 REGISTRY_FOLDER = "_registry"
+# Renames and deletes under way (``datasets.manage``): one record each, removed when done.
+PENDING_FOLDER = "pending"
 
 
 class Registry:
     def __init__(self, root: UPath):
         self.folder = root / REGISTRY_FOLDER
+
+    def pending(self) -> list[UPath]:
+        """The records of the renames and deletes that a command left half-done (``datasets.manage``)."""
+        folder = self.folder / PENDING_FOLDER
+        return sorted(record for record in folder.iterdir() if record.name.endswith(".json")) if folder.exists() else []
 
     # Datasets and image folders: one JSON object per entry, in a folder of its own per section.
 

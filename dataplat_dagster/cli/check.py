@@ -59,7 +59,7 @@ def check_list(ctx: CliContext, dataset: str | None, as_json: bool) -> None:
     """List the checks of DATASET (default: of every dataset) with their last results."""
     from dataplat_dagster.quality.manage import list_checks
 
-    found = list_checks(ctx.instance(), ctx.project, dataset)
+    found = list_checks(ctx.instance, ctx.project, dataset)
     if as_json:
         print_json(found)
         return
@@ -113,7 +113,7 @@ def check_run(ctx: CliContext, dataset: str, names: tuple[str, ...], no_wait: bo
     Exits with status 1 when a check of severity error fails (a warn failure is printed, and
     the exit status stays 0), so that a script or CI step can gate on it.
     """
-    from dataplat_dagster.quality.checks import last_results
+    from dataplat_dagster.quality.checks import instance_results
     from dataplat_dagster.quality.manage import start_check_run
 
     instance = ctx.instance()
@@ -125,7 +125,7 @@ def check_run(ctx: CliContext, dataset: str, names: tuple[str, ...], no_wait: bo
         return
     outcome = wait_for_run(instance, run_id, f"Running {len(chosen)} check(s) of {dataset!r} in run {run_id} ...",
                            as_json=as_json, label=f"  {dataset}:")
-    results = last_results(instance, ctx.project.name, dataset, chosen)
+    results = instance_results(instance, ctx.project.name, dataset, chosen)
     ran = {name: result for name, result in results.items() if result and result["run_id"] == run_id}
     if not ran:
         raise DataplatError(f"The checks of {dataset!r} did not run (run {run_id}): {outcome.error or outcome.status.value}")

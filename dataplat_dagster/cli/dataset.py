@@ -152,7 +152,7 @@ def _published_in(instance, project, name: str, run_id: str) -> bool:
     """Whether run ``run_id`` materialized dataset ``name`` (then failed after it: a blocking check)."""
     from dagster import AssetKey
 
-    from dataplat_dagster.datasets.assets import dataset_key
+    from dataplat_dagster.keys import dataset_key
 
     event = instance.get_latest_materialization_event(AssetKey(dataset_key(project.name, name)))
     return event is not None and event.run_id == run_id
@@ -169,7 +169,7 @@ def dataset_list(ctx: CliContext, origins: tuple[str, ...], search: str | None, 
 
     _repair(ctx)
     project = ctx.project
-    infos = dataset_infos(ctx.instance(), project, project_catalog(project))
+    infos = dataset_infos(ctx.instance, project, project_catalog(project))
     infos = [i for i in infos if (not origins or i.origin in origins) and (not search or search.lower() in i.name.lower())]
     if as_json:
         print_json([i.to_json() for i in infos])
@@ -248,8 +248,7 @@ def dataset_export(ctx: CliContext, name: str, exporter_name: str, as_json: bool
 @pass_context
 def dataset_versions(ctx: CliContext, name: str, as_json: bool) -> None:
     """List the versions of dataset NAME kept in storage, newest first."""
-    from dataplat_dagster.datasets.manage import dataset_store
-    from dataplat_dagster.datasets.versions import version_list
+    from dataplat_dagster.datasets.lookup import dataset_store, version_list
 
     _, store = dataset_store(ctx.project, name)
     versions = version_list(store)
@@ -272,7 +271,7 @@ def dataset_versions(ctx: CliContext, name: str, as_json: bool) -> None:
 def dataset_rollback(ctx: CliContext, name: str, version: str, as_json: bool) -> None:
     """Make an earlier version of dataset NAME current again, as a run of the rollback_dataset job."""
     from dataplat_dagster import runs
-    from dataplat_dagster.datasets.manage import dataset_store
+    from dataplat_dagster.datasets.lookup import dataset_store
     from dataplat_dagster.datasets.versions import start_rollback
 
     info = _find_info(ctx, name)
@@ -326,6 +325,10 @@ def _no_run_in_flight(ctx: CliContext, name: str, action: str, wait: bool) -> No
 
 def _repair(ctx: CliContext) -> None:
     """Finish what an earlier dataset command left half-done (see ``manage``), and say so."""
+    from dataplat_dagster.catalog.registry import project_registry
+
+    if not project_registry(ctx.project).pending():
+        return
     from dataplat_dagster.datasets.manage import finish_interrupted
 
     for done in finish_interrupted(ctx.instance(), ctx.project):
@@ -334,10 +337,10 @@ def _repair(ctx: CliContext) -> None:
 
 
 def _find_info(ctx: CliContext, name: str):
-    from dataplat_dagster.datasets.manage import dataset_store
+    from dataplat_dagster.datasets.lookup import dataset_store
     from dataplat_dagster.datasets.status import dataset_infos
 
     _repair(ctx)
     project = ctx.project
     dataset_store(project, name)  # raises a clear error for an unknown name
-    return dataset_infos(ctx.instance(), project, project_catalog(project), [name])[0]
+    return dataset_infos(ctx.instance, project, project_catalog(project), [name])[0]

@@ -11,7 +11,7 @@ from dataplat_dagster.workspace import Project
 
 
 def show_profile(project: Project, info, view: str | None, *, column: str | None, sample: int | None, as_json: bool) -> None:
-    from dataplat_dagster.datasets.manage import dataset_store, require_data
+    from dataplat_dagster.datasets.lookup import dataset_store, require_data
 
     _, store = dataset_store(project, info.name)
     require_data(store)

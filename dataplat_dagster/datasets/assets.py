@@ -7,10 +7,11 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, F
 from pydantic import Field
 
 from dataplat_dagster.catalog.models import CsvOptions, DatasetSpec
-from dataplat_dagster.datasets import lifecycle, storage
+from dataplat_dagster.datasets import lifecycle, run_marks, storage
 from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY
 from dataplat_dagster.datasets.storage import DatasetStore
 from dataplat_dagster.errors import DataplatError
+from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.workspace import Project
 
 ORIGIN_TAG = "dataplat/origin"
@@ -38,10 +39,6 @@ class DatasetImportConfig(Config):
     dialect: str | None = Field(
         None, description="The dialect as JSON, already detected (by `dataplat dataset import`); detected again if unset."
     )
-
-
-def dataset_key(project: str, name: str) -> list[str]:
-    return [project, "datasets", name]
 
 
 def dataset_asset(project: Project, root, name: str, spec: DatasetSpec) -> AssetsDefinition:
@@ -85,11 +82,16 @@ def materialize_dataset(instance, project: Project, store: DatasetStore, spec: D
     from dataplat_dagster.catalog.registry import project_registry
 
     previous, recorded_options = lifecycle.current_upload(instance, key)
+    if run_id:
+        run_marks.mark_started(store, run_id)
     try:
         done, upload, options = _materialize(project, store, spec, config, previous, recorded_options, log, run_id)
     except BaseException as error:  # also an interrupted run: nothing it staged stays
+        clear = isinstance(error, (DataplatError, ValueError))
+        if clear and run_id:  # before after_failure, which may delete the dataset's folder
+            run_marks.mark_failed(store, run_id, str(error))
         lifecycle.after_failure(instance, project_registry(project), store, key, tags, config.upload)
-        if isinstance(error, (DataplatError, ValueError)):
+        if clear:
             raise Failure(description=str(error), allow_retries=False) from None
         raise
     metadata = dict(done.metadata)

@@ -79,7 +79,8 @@ from upath import UPath
 
 from dataplat_dagster.catalog.models import CsvOptions, DatasetSpec, DropzoneSettings
 from dataplat_dagster.datasets import lifecycle, storage
-from dataplat_dagster.datasets.assets import DatasetImportConfig, dataset_key
+from dataplat_dagster.datasets.assets import DatasetImportConfig
+from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.workspace import NAME_PATTERN, Project
 
@@ -285,7 +286,8 @@ def import_into_image_folder(context: OpExecutionContext, project: Project, root
     from dataplat_dagster.catalog.models import ImageFolderSpec
     from dataplat_dagster.catalog.registry import Registry, project_catalog
     from dataplat_dagster.datasets.importing import stage_upload
-    from dataplat_dagster.images.assets import ImageFolderImportConfig, image_folder_key, image_folder_store, materialize_image_folder
+    from dataplat_dagster.images.assets import ImageFolderImportConfig, image_folder_store, materialize_image_folder
+    from dataplat_dagster.keys import image_folder_key
 
     existing = project_catalog(project).image_folders.get(name)
     if existing and not replace:

@@ -30,7 +30,7 @@ from dataplat_dagster.catalog.models import CsvOptions, find_entry
 from dataplat_dagster.catalog.registry import Registry, project_catalog
 from dataplat_dagster.connectors.base import connector_tags
 from dataplat_dagster.datasets import lifecycle, storage
-from dataplat_dagster.datasets.assets import dataset_key
+from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.ingest.detect import detect_dialect
 from dataplat_dagster.ingest.dialect import CsvOverrides, Dialect
 from dataplat_dagster.datasets.storage import DatasetStore, project_root

@@ -29,36 +29,17 @@ from pathlib import Path
 from dagster import AssetKey, DagsterInstance, DagsterRun, MetadataValue, RunsFilter
 
 from dataplat_dagster.catalog import FileSource, edit_catalog, load_catalog
-from dataplat_dagster.catalog.registry import REGISTRY_FOLDER, Registry, project_catalog
+from dataplat_dagster.catalog.registry import PENDING_FOLDER, REGISTRY_FOLDER, Registry, project_catalog, project_registry
 from dataplat_dagster.catalog.models import DatasetSpec
 from dataplat_dagster.datasets import lifecycle, storage
-from dataplat_dagster.datasets.assets import dataset_key
+from dataplat_dagster.keys import dataset_key
+from dataplat_dagster.datasets.lookup import dataset_store, require_data
 from dataplat_dagster.datasets.storage import DatasetStore, catalog_reference, project_root
 from dataplat_dagster.embeddings.manage import follow_delete, follow_rename
 from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.workspace import Project, check_name
 
 DOWNLOAD_FORMATS = ("csv", "parquet")
-
-
-def dataset_store(project: Project, name: str) -> tuple[DatasetSpec, DatasetStore]:
-    catalog = project_catalog(project)
-    spec = catalog.datasets.get(name)
-    if spec is None:
-        known = ", ".join(sorted(catalog.datasets)) or "none"
-        raise DataplatError(
-            f"No dataset {name!r} in project {project.name!r} (datasets: {known}). "
-            "See `dataplat dataset list`."
-        )
-    return spec, DatasetStore(project_root(project.dir, catalog), name)
-
-
-def require_data(store: DatasetStore) -> None:
-    if not store.exists(storage.DATA_FILE):
-        raise DataplatError(
-            f"Dataset {store.name!r} has no stored data yet (it is still parsing, failed, or was never "
-            "materialized). See its status in `dataplat dataset list`."
-        )
 
 
 def in_flight_runs(instance: DagsterInstance, project: Project, name: str) -> list[DagsterRun]:
@@ -73,7 +54,7 @@ def in_flight_runs(instance: DagsterInstance, project: Project, name: str) -> li
 
 
 def _pending_path(root, name: str):
-    return root / REGISTRY_FOLDER / "pending" / f"{name}.json"
+    return root / REGISTRY_FOLDER / PENDING_FOLDER / f"{name}.json"
 
 
 def _begin(root, name: str, operation: dict) -> None:
@@ -88,13 +69,8 @@ def _end(root, name: str) -> None:
 
 def finish_interrupted(instance: DagsterInstance, project: Project) -> list[str]:
     """Finish the renames and deletes a command left half-done; returns what was finished."""
-    # Only the storage root is needed: the declared catalog, not the registry's listing.
-    root = project_root(project.dir, load_catalog(project.catalog_path))
-    folder = root / REGISTRY_FOLDER / "pending"
     finished = []
-    for record in sorted(folder.iterdir()) if folder.exists() else ():
-        if not record.name.endswith(".json"):
-            continue
+    for record in project_registry(project).pending():
         name, operation = record.name[: -len(".json")], json.loads(record.read_text())
         if operation["op"] == "rename":
             _rename_steps(instance, project, name, operation["to"], DatasetSpec.model_validate(operation["spec"]))

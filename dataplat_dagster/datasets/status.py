@@ -1,20 +1,31 @@
-"""What the Dagster instance says about each dataset: status, size, shape.
+"""Each dataset's status, size and shape, for ``dataset list`` and ``dataset show``.
 
-Status comes from the instance, not from a side database: the last run that targeted the
-dataset's asset (in flight → ``parsing``, failed after the last materialization → ``failed``
-with the step's message), else the last materialization (``ready``), else ``not_materialized``.
+From the project's state first (``run_marks``): the current version's manifest (rows,
+columns, size), the pointer (the run that made it current, and when), the run mark, and the
+checks' recorded results. That needs neither Dagster's import nor its instance, and reads
+the same from every process of a deployment. Where the recorded state does not settle a
+dataset (a run marked as started and not yet accounted for, a dataset never materialized, a
+version written before manifests recorded their columns), the instance answers, as it always
+did: the last run that targeted the dataset's asset (in flight → ``parsing``, failed after
+the last materialization → ``failed`` with the step's message), else the last
+materialization (``ready``), else ``not_materialized``. A finished run's answer is written
+back as the run's mark, so it is asked once.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
 
 from dataplat_dagster.catalog import DatasetSpec, ProjectCatalog
-from dataplat_dagster.datasets.assets import dataset_key
-from dataplat_dagster.runs import IN_FLIGHT, failure_reason
+from dataplat_dagster.datasets import run_marks
+from dataplat_dagster.datasets.storage import DatasetStore, project_root
+from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.workspace import Project
+
+# Called only where the recorded state does not settle a status: Dagster's instance.
+InstanceGetter = Callable[[], object]
 
 
 @dataclass(frozen=True)
@@ -46,25 +57,89 @@ class DatasetInfo:
         return f"{text}, {failed} check{'s' if failed != 1 else ''} failed" if failed else text
 
 
-def dataset_infos(
-    instance: DagsterInstance, project: Project, catalog: ProjectCatalog, names: list[str] | None = None
-) -> list[DatasetInfo]:
-    """The datasets of the catalog (or only ``names``), in catalog order."""
-    wanted = [name for name in catalog.datasets if names is None or name in names]
-    keys = {name: AssetKey(dataset_key(project.name, name)) for name in wanted}
+def dataset_infos(instance: InstanceGetter, project: Project, catalog: ProjectCatalog,
+                  names: list[str] | None = None) -> list[DatasetInfo]:
+    """The datasets of the catalog (or only ``names``), in catalog order. ``instance`` is
+    called (once) only if some dataset's recorded state does not settle its status."""
     from dataplat_dagster.embeddings.status import embeddings_status
+    from dataplat_dagster.quality.results import checks_summary
 
-    records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
-    from dataplat_dagster.quality.checks import checks_summary
-
+    instance = _once(instance)
+    wanted = [name for name in catalog.datasets if names is None or name in names]
+    root = project_root(project.dir, catalog)
+    stores = {name: DatasetStore(root, name) for name in wanted}
+    found = {name: _recorded(project, name, catalog.datasets[name], stores[name]) for name in wanted}
+    unsettled = [name for name, info in found.items() if info is None]
+    if unsettled:
+        found.update(_from_instance(instance(), project, catalog, stores, unsettled))
     embeddings = embeddings_status(instance, project, catalog, wanted)
-    return [_info(instance, name, catalog.datasets[name], keys[name], records.get(keys[name]), embeddings[name],
-                  checks_summary(instance, project.name, name, catalog.dataset_checks(name)))
+    return [replace(found[name], embeddings=embeddings[name],
+                           checks=checks_summary(instance, project.name, stores[name], catalog.dataset_checks(name)))
             for name in wanted]
 
 
-def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey, entry, embeddings: str,
-          checks: dict | None) -> DatasetInfo:
+def _once(getter: InstanceGetter) -> InstanceGetter:
+    found = []
+
+    def instance():
+        if not found:
+            found.append(getter())
+        return found[0]
+
+    return instance
+
+
+def _recorded(project: Project, name: str, spec: DatasetSpec, store: DatasetStore) -> DatasetInfo | None:
+    """The dataset's info from the project's state alone, or None where it does not settle it."""
+    version = store.current()
+    mark = run_marks.unsettled_mark(store, version)
+    if mark is not None and mark["state"] != "failed":
+        return None  # started, and not accounted for: in flight, or failed without a word yet
+    if version is None and mark is None:
+        return None  # never materialized, or by a run nothing here marked
+    manifest = version.manifest if version is not None else {}
+    if version is not None and "columns" not in manifest:
+        return None  # written before manifests recorded what the list shows
+    made_by, made_at = store.made_current()
+    created = manifest.get("created_at")
+    at = made_at or (datetime.fromisoformat(created) if created else None)
+    failed = mark is not None
+    return DatasetInfo(
+        name=name, origin=spec.origin, status="failed" if failed else "ready",
+        error=mark.get("error") if failed else None,
+        rows=manifest.get("rows"), columns=manifest.get("columns"), size_bytes=manifest.get("size_bytes"),
+        created_at=spec.created_at.isoformat(timespec="seconds"),
+        materialized_at=at.astimezone(timezone.utc).isoformat(timespec="seconds") if at else None,
+        datasource=spec.datasource,
+        run_id=mark["run_id"] if failed else (made_by or manifest.get("run_id")),
+        asset_key=dataset_key(project.name, name), description=spec.description,
+    )
+
+
+# --- the instance's answer, where the recorded state does not settle it -------------------
+
+def _from_instance(instance, project: Project, catalog: ProjectCatalog, stores: dict[str, DatasetStore],
+                   names: list[str]) -> dict[str, DatasetInfo]:
+    from dagster import AssetKey
+
+    keys = {name: AssetKey(dataset_key(project.name, name)) for name in names}
+    records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
+    infos = {}
+    for name in names:
+        entry = records.get(keys[name])
+        infos[name] = _info(instance, name, catalog.datasets[name], keys[name], entry)
+        remember_failure(stores[name], infos[name].status, infos[name].run_id, infos[name].error)
+    return infos
+
+
+def remember_failure(store: DatasetStore, status: str, run_id: str | None, error: str | None) -> None:
+    """Write a failure the instance told of as the run's mark, so that it is asked once."""
+    mark = run_marks.read_mark(store)
+    if status == "failed" and run_id and mark is not None and mark["run_id"] == run_id and mark["state"] != "failed":
+        run_marks.mark_failed(store, run_id, error)
+
+
+def _info(instance, name: str, spec: DatasetSpec, key, entry) -> DatasetInfo:
     materialization = entry.last_materialization if entry else None
     metadata = materialization.asset_materialization.metadata if materialization else {}
     status, error, run_id = run_status(instance, entry, materialization)
@@ -82,12 +157,14 @@ def _info(instance: DagsterInstance, name: str, spec: DatasetSpec, key: AssetKey
         run_id=run_id,
         asset_key=list(key.path),
         description=spec.description,
-        embeddings=embeddings,
-        checks=checks,
     )
 
 
-def run_status(instance: DagsterInstance, entry, materialization) -> tuple[str, str | None, str | None]:
+def run_status(instance, entry, materialization) -> tuple[str, str | None, str | None]:
+    from dagster import DagsterRunStatus
+
+    from dataplat_dagster.runs import IN_FLIGHT, failure_reason
+
     last_run_id = entry.last_run_id if entry else None
     run = instance.get_run_by_id(last_run_id) if last_run_id else None
     materialized_run_id = materialization.run_id if materialization else None
@@ -109,6 +186,4 @@ def metadata_value(metadata: dict, key: str):
 def materialized_at(materialization) -> str | None:
     if materialization is None:
         return None
-    from datetime import datetime, timezone
-
     return datetime.fromtimestamp(materialization.timestamp, timezone.utc).isoformat(timespec="seconds")

@@ -9,10 +9,10 @@ object stores), so a reader never sees a half-written file and a failed run leav
 previous version in place.
 
 Each version of a dataset (its Parquet, profile, dialect, report and plots) is an immutable
-folder ``versions/<id>/`` with a small ``manifest.json`` (rows, created_at, run_id, and
-what the run that wrote it must find again, such as an incremental datasource's cursor).
-One pointer object, ``current.json``, names the current version and the versions kept,
-newest first; it is written last, in one step, so a reader that resolves it once sees one
+folder ``versions/<id>/`` with a small ``manifest.json`` (rows, columns, size, created_at,
+run_id, and what the run that wrote it must find again, such as an incremental datasource's
+cursor). One pointer object, ``current.json``, names the current version, the versions kept
+(newest first) and the run that made it current, and when; it is written last, in one step, so a reader that resolves it once sees one
 version whole, and a run that dies before it leaves the previous version current. A
 dataset stored before versions existed (its files directly in its folder) reads as one
 implicit version, ``initial``, until it is pruned.
@@ -473,13 +473,13 @@ class DatasetStore(_StoredFiles):
         """Write the staged files into the version's folder, its manifest after them, then
         make it current by writing the pointer, and prune the versions beyond ``versions_kept``."""
         manifest = {"id": version.id, "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "rows": rows, "run_id": run_id, "state": state or {}}
+                    "rows": rows, "run_id": run_id, "state": state or {}, **_data_figures(staged.get(DATA_FILE))}
         try:
             for name, local in staged.items():
                 _put(local, version.path(name))
             write_bytes(version.path(MANIFEST_FILE), json.dumps(manifest, indent=1, default=str).encode())
             kept, _ = self.versions()
-            self._point(version.id, [version.id, *(v.id for v in kept)])
+            self._point(version.id, [version.id, *(v.id for v in kept)], run_id)
         except BaseException:  # an interrupted publish leaves no folder behind
             version.remove()
             raise
@@ -487,15 +487,25 @@ class DatasetStore(_StoredFiles):
         self._prune(versions_kept)
         return version
 
-    def make_current(self, id: str) -> DatasetVersion:
+    def make_current(self, id: str, run_id: str | None = None) -> DatasetVersion:
         """Point at an earlier version again (a rollback); the versions kept stay as they are."""
         version = self.version(id)
         versions, _ = self.versions()
-        self._point(id, [v.id for v in versions])
+        self._point(id, [v.id for v in versions], run_id)
         return version
 
-    def _point(self, current: str, versions: list[str]) -> None:
-        write_bytes(self.folder / POINTER_FILE, json.dumps({"current": current, "versions": versions}).encode())
+    def made_current(self) -> tuple[str | None, datetime | None]:
+        """The run that made the current version current, and when: the pointer records both
+        (a rollback's run is not the run that wrote the version); None for a pointer written
+        before it did, or for a store without versions."""
+        pointer = self._pointer() or {}
+        at = pointer.get("at")
+        return pointer.get("run_id"), datetime.fromisoformat(at) if at else None
+
+    def _point(self, current: str, versions: list[str], run_id: str | None) -> None:
+        pointer = {"current": current, "versions": versions, "run_id": run_id,
+                   "at": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
+        write_bytes(self.folder / POINTER_FILE, json.dumps(pointer).encode())
 
     def _prune(self, versions_kept: int) -> None:
         """Keep the newest ``versions_kept`` and the current one; remove the others, and
@@ -503,7 +513,8 @@ class DatasetStore(_StoredFiles):
         versions, current = self.versions()
         kept = [v for i, v in enumerate(versions) if i < versions_kept or v.id == current]
         if len(kept) < len(versions):
-            self._point(current, [v.id for v in kept])
+            pointer = self._pointer()
+            write_bytes(self.folder / POINTER_FILE, json.dumps({**pointer, "versions": [v.id for v in kept]}).encode())
             for version in versions:
                 if version not in kept:
                     version.remove()
@@ -550,6 +561,16 @@ class DatasetStore(_StoredFiles):
             else:
                 _move_objects(self.folder, target.folder)
         return target
+
+
+def _data_figures(data_file: Path | None) -> dict:
+    """What the read-only commands show of a version without the Dagster instance: its
+    columns and its Parquet's size (the footer of the local staged file: no data is read)."""
+    if data_file is None:
+        return {}
+    import pyarrow.parquet as pq
+
+    return {"columns": pq.read_metadata(data_file).num_columns, "size_bytes": data_file.stat().st_size}
 
 
 def _put(local_file: Path, target: UPath) -> None:

@@ -22,16 +22,6 @@ VERSION_METADATA = "dataplat/version"
 _EVENTS_SEARCHED = 100
 
 
-def version_list(store: DatasetStore) -> list[dict]:
-    """The versions kept, newest first: ``id``, ``created_at``, ``rows``, ``run_id``, ``current``."""
-    versions, current = store.versions()
-    return [
-        {"id": v.id, "created_at": v.manifest.get("created_at"), "rows": v.manifest.get("rows"),
-         "run_id": v.manifest.get("run_id"), "current": v.id == current}
-        for v in versions
-    ]
-
-
 class RollbackConfig(Config):
     dataset: str = Field(description="The dataset (a name from `dataplat dataset list`).")
     version: str = Field(description="The version to make current again (an id from `dataplat dataset versions NAME`).")
@@ -41,7 +31,7 @@ def rollback_job(project: Project) -> JobDefinition:
     @op(name="make_version_current", tags={"dataplat/project": project.name})
     def _rollback(context, config: RollbackConfig):
         from dataplat_dagster.catalog.registry import project_catalog
-        from dataplat_dagster.datasets.assets import dataset_key
+        from dataplat_dagster.keys import dataset_key
         from dataplat_dagster.datasets.storage import project_root
 
         catalog = project_catalog(project)
@@ -51,7 +41,7 @@ def rollback_job(project: Project) -> JobDefinition:
         key = AssetKey(dataset_key(project.name, config.dataset))
         replaced = store.current()
         try:
-            version = store.make_current(config.version)
+            version = store.make_current(config.version, context.run_id)
         except DataplatError as error:
             raise Failure(str(error), allow_retries=False) from None
         context.log_event(

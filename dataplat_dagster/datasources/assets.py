@@ -7,13 +7,14 @@ carries the ``schema_drift`` check.
 """
 
 
-from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, AssetSpec, MetadataValue, asset
+from dagster import AssetCheckSpec, AssetExecutionContext, AssetsDefinition, AssetSpec, Failure, MetadataValue, asset
 
 from dataplat_dagster.catalog.models import DatasetSpec
 from dataplat_dagster.connectors.base import connector_tags
 from dataplat_dagster.connectors.models import ConnectorSpec, connector_kind
-from dataplat_dagster.datasets import storage
-from dataplat_dagster.datasets.assets import ORIGIN_TAG, dataset_description, dataset_key
+from dataplat_dagster.datasets import run_marks, storage
+from dataplat_dagster.datasets.assets import ORIGIN_TAG, dataset_description
+from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.datasets.io_manager import IO_MANAGER_KEY
 from dataplat_dagster.datasets.storage import DatasetStore
 from dataplat_dagster.datasources.drift import DRIFT_CHECK
@@ -75,11 +76,14 @@ def snapshot_asset(project: Project, root, name: str, spec: DatasetSpec, source:
         from dataplat_dagster.datasets import lifecycle
 
         connector = getattr(context.resources, source.connector)
+        run_marks.mark_started(store, context.run_id)
         try:
             catalog = project_catalog(project)
             checks = catalog.dataset_checks(name) if source.quality_policy == "fail" else {}
             yield from Snapshot(context, store, datasource, source, connector, config, catalog.versions_kept, checks).run()
-        except BaseException:  # a new snapshot dataset that never succeeded is unregistered if asked
+        except BaseException as error:  # a new snapshot dataset that never succeeded is unregistered if asked
+            if isinstance(error, Failure):  # its message is the step's: before after_failure may delete the folder
+                run_marks.mark_failed(store, context.run_id, error.description)
             lifecycle.after_failure(context.instance, project_registry(project), store, context.asset_key, context.run.tags, None)
             raise
 

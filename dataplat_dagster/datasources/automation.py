@@ -37,7 +37,7 @@ from dagster import (
 )
 
 from dataplat_dagster.connectors.base import connector_tags
-from dataplat_dagster.datasets.assets import dataset_key
+from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.datasources.models import DatasourceSpec
 from dataplat_dagster.datasources.snapshot import SOURCE_VERSION_KEY
 

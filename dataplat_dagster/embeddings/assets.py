@@ -29,15 +29,15 @@ from dagster import (
 from pydantic import Field
 
 from dataplat_dagster.catalog.models import EmbeddingsSpec
-from dataplat_dagster.datasets.assets import dataset_key
-from dataplat_dagster.embeddings.layout import EXPLORER_PAGE, MAP_PICTURE, SECTION, embeddings_store
+from dataplat_dagster.datasets import run_marks
+from dataplat_dagster.keys import dataset_key, embeddings_key
+from dataplat_dagster.embeddings.layout import EXPLORER_PAGE, INPUT_VERSION_METADATA, MAP_PICTURE, embeddings_store
 from dataplat_dagster.errors import DataplatError
-from dataplat_dagster.images.assets import image_folder_key
+from dataplat_dagster.keys import image_folder_key
 from dataplat_dagster.workspace import Project
 
 IO_MANAGER_KEY = "dataplat_embeddings"
 JOB_NAME = "compute_embeddings"
-INPUT_VERSION_METADATA = "dataplat/input_version"
 
 
 class EmbeddingsConfig(Config):
@@ -57,10 +57,6 @@ class EmbeddingsConfig(Config):
         if given.get("checkpoint"):
             given["pretrained"] = None
         return EmbeddingsSpec.model_validate({**spec.model_dump(), **given})
-
-
-def embeddings_key(project: str, name: str) -> list[str]:
-    return [project, SECTION, name]
 
 
 def input_key(project: str, name: str, spec: EmbeddingsSpec) -> list[str]:
@@ -86,9 +82,12 @@ def embeddings_asset(project: Project, root, name: str, spec: EmbeddingsSpec) ->
     )
     def _embeddings(context: AssetExecutionContext) -> MaterializeResult:
         config = EmbeddingsConfig(**context.op_execution_context.op_config)
+        store = embeddings_store(root, name)
+        run_marks.mark_started(store, context.run_id)
         try:
             return MaterializeResult(metadata=materialize_embeddings(context.log, root, name, config.applied_to(spec), context.run_id))
         except DataplatError as error:
+            run_marks.mark_failed(store, context.run_id, str(error))
             raise Failure(description=str(error), allow_retries=False) from None
 
     return _embeddings

@@ -12,6 +12,8 @@ INDEX_FILE = "index.faiss"
 MAP_PICTURE = "map.png"
 EXPLORER_PAGE = "explorer.html"
 INFO_FILE = "embeddings.json"
+# The input version they were computed from, in each materialization's metadata.
+INPUT_VERSION_METADATA = "dataplat/input_version"
 
 
 def embeddings_store(root, name: str) -> DatasetStore:

@@ -16,7 +16,8 @@ from dataplat_dagster import runs, webserver
 from dataplat_dagster.catalog.models import EmbeddingsSpec
 from dataplat_dagster.catalog.registry import Registry, project_catalog
 from dataplat_dagster.datasets.storage import project_root
-from dataplat_dagster.embeddings.assets import JOB_NAME, embeddings_key
+from dataplat_dagster.embeddings.assets import JOB_NAME
+from dataplat_dagster.keys import embeddings_key
 from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.workspace import Project, Workspace
 

@@ -30,7 +30,7 @@ from pydantic import Field
 from dataplat_dagster.catalog.registry import Registry, project_catalog
 from dataplat_dagster.connectors.models import ConnectorSpec, connector_kind
 from dataplat_dagster.datasets import storage
-from dataplat_dagster.datasets.assets import dataset_key
+from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.datasets.storage import DatasetStore, project_root
 from dataplat_dagster.exporters.io_manager import ExporterIOManager
 from dataplat_dagster.exporters.models import ExporterSpec

@@ -25,6 +25,7 @@ from dataplat_dagster.catalog.models import ImageFolderSpec
 from dataplat_dagster.datasets import lifecycle, storage
 from dataplat_dagster.datasets.storage import DatasetStore
 from dataplat_dagster.errors import DataplatError
+from dataplat_dagster.keys import image_folder_key
 from dataplat_dagster.workspace import Project
 
 SECTION = "image_folders"
@@ -47,10 +48,6 @@ class ImageFolderImportConfig(Config):
     )
     skip_invalid: bool = Field(
         False, description="Skip members that are not decodable images (listed in the metadata) instead of failing.")
-
-
-def image_folder_key(project: str, name: str) -> list[str]:
-    return [project, SECTION, name]
 
 
 def image_folder_store(root, name: str) -> DatasetStore:

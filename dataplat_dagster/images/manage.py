@@ -30,7 +30,8 @@ from dataplat_dagster.datasets.storage import DatasetStore, project_root
 from dataplat_dagster.definitions import DATASETS_JOB
 from dataplat_dagster.embeddings.manage import follow_delete, follow_rename
 from dataplat_dagster.errors import DataplatError, InputError
-from dataplat_dagster.images.assets import IMAGES_FOLDER, SUMMARY_FILE, after_failure, image_folder_key, image_folder_store
+from dataplat_dagster.images.assets import IMAGES_FOLDER, SUMMARY_FILE, after_failure, image_folder_store
+from dataplat_dagster.keys import image_folder_key
 from dataplat_dagster.workspace import Project, Workspace, check_name
 
 TAG_IMAGE_FOLDER = "dataplat/image_folder"
@@ -62,7 +63,7 @@ def image_folder_infos(instance: DagsterInstance, project: Project, names: list[
     catalog = project_catalog(project)
     folders = catalog.image_folders
     wanted = [name for name in folders if names is None or name in names]
-    embeddings = embeddings_status(instance, project, catalog, wanted)
+    embeddings = embeddings_status(lambda: instance, project, catalog, wanted)
     keys = {name: AssetKey(image_folder_key(project.name, name)) for name in wanted}
     records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
     infos = []

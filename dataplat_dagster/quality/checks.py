@@ -35,7 +35,7 @@ from dagster import (
 
 from dataplat_dagster.catalog.models import CheckSpec
 from dataplat_dagster.datasets import storage
-from dataplat_dagster.datasets.assets import dataset_key
+from dataplat_dagster.keys import dataset_key
 
 VERSION_METADATA = "dataplat/version"
 # Runs the checks alone (`dataplat check run`, or a launch from the UI).
@@ -68,7 +68,9 @@ def dataset_checks_definition(project_name: str, root, dataset: str, checks: dic
         selected = {check_key.name for check_key in context.selected_asset_check_keys}
         version_id, outcomes = evaluate_current(root, dataset, {name: checks[name] for name in checks if name in selected})
         for name, outcome in outcomes.items():
-            yield AssetCheckResult(asset_key=key, check_name=name, **result_fields(checks[name], outcome, version_id))
+            fields = result_fields(checks[name], outcome, version_id)
+            record(root, dataset, name, fields, version_id, context.run_id)
+            yield AssetCheckResult(asset_key=key, check_name=name, **fields)
 
     return _checks
 
@@ -95,7 +97,18 @@ def log_evaluations(context, project_name: str, root, dataset: str, checks: dict
     key = AssetKey(dataset_key(project_name, dataset))
     version_id, outcomes = evaluate_current(root, dataset, checks)
     for name, outcome in outcomes.items():
-        context.log_event(AssetCheckEvaluation(asset_key=key, check_name=name, **result_fields(checks[name], outcome, version_id)))
+        fields = result_fields(checks[name], outcome, version_id)
+        record(root, dataset, name, fields, version_id, context.run_id)
+        context.log_event(AssetCheckEvaluation(asset_key=key, check_name=name, **fields))
+
+
+def record(root, dataset: str, name: str, fields: dict, version_id: str | None, run_id: str) -> None:
+    """Write the result with the dataset too, where the read-only commands find it (``results``)."""
+    from dataplat_dagster.quality.results import record_result
+
+    metadata = {label: value.value for label, value in fields["metadata"].items() if not label.startswith("dataplat/")}
+    record_result(storage.DatasetStore(root, dataset), name, fields["passed"], fields["severity"].value.lower(),
+                  fields["description"], metadata, version_id, run_id)
 
 
 def result_fields(spec: CheckSpec, outcome, version_id: str | None) -> dict:
@@ -140,9 +153,10 @@ def _observed(value) -> MetadataValue:
 
 # --- the last results, for the CLI and the quality gate ---------------------------------
 
-def last_results(instance, project_name: str, dataset: str, names) -> dict[str, dict | None]:
-    """The last completed evaluation of each check: {passed, severity, version, description,
-    run_id, timestamp, metadata}, or None where the check never ran."""
+def instance_results(instance, project_name: str, dataset: str, names) -> dict[str, dict | None]:
+    """The last completed evaluation of each check, as the Dagster instance has it: {passed,
+    severity, version, description, run_id, timestamp, metadata}, or None where the check
+    never ran. (``quality.results`` has the same from the project's state.)"""
     from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
     key = AssetKey(dataset_key(project_name, dataset))
@@ -165,15 +179,3 @@ def last_results(instance, project_name: str, dataset: str, names) -> dict[str, 
             "metadata": {label: value for label, value in metadata.items() if not label.startswith("dataplat/")},
         }
     return found
-
-
-def checks_summary(instance, project_name: str, dataset: str, checks: dict[str, CheckSpec]) -> dict | None:
-    """How the dataset's checks last went: {count, passed, failed, not_run, failed_checks};
-    None for a dataset without checks."""
-    if not checks:
-        return None
-    results = last_results(instance, project_name, dataset, list(checks))
-    failed = [name for name, result in results.items() if result and not result["passed"]]
-    not_run = [name for name, result in results.items() if result is None]
-    return {"count": len(checks), "passed": len(checks) - len(failed) - len(not_run), "failed": len(failed),
-            "not_run": len(not_run), "failed_checks": failed}

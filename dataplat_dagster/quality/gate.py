@@ -17,12 +17,12 @@ from dataplat_dagster.catalog.models import CheckSpec
 
 def refusal(instance, project_name: str, dataset: str, checks: dict[str, CheckSpec], version_id: str) -> str | None:
     """Why ``dataset`` must not be read, or None: its error checks' last results on this version."""
-    from dataplat_dagster.quality.checks import last_results
+    from dataplat_dagster.quality.checks import instance_results
 
     blocking = [name for name, spec in checks.items() if spec.severity == "error"]
     if not blocking:
         return None
-    results = last_results(instance, project_name, dataset, blocking)
+    results = instance_results(instance, project_name, dataset, blocking)
     failed = {name: result for name, result in results.items()
               if result and not result["passed"] and result["version"] == version_id}
     if not failed:

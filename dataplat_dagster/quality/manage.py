@@ -9,16 +9,13 @@ results are the checks' history on the dataset's Checks tab.
 
 from __future__ import annotations
 
-from dagster import AssetCheckKey, AssetKey, DagsterInstance
 from pydantic import ValidationError
 
-from dataplat_dagster import runs
 from dataplat_dagster.catalog.models import CheckSpec, find_entry, named_checks
 from dataplat_dagster.catalog.registry import project_catalog, project_registry
 from dataplat_dagster.datasets import storage
-from dataplat_dagster.datasets.assets import dataset_key
+from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.errors import DataplatError
-from dataplat_dagster.quality.checks import CHECKS_JOB
 from dataplat_dagster.workspace import Project, Workspace
 
 TAG_DATASET = "dataplat/dataset"
@@ -66,28 +63,34 @@ def add_check(project: Project, dataset: str, spec: CheckSpec) -> None:
 
 
 def delete_check(project: Project, dataset: str, name: str) -> None:
-    existing = _dataset_checks(project, project_catalog(project), dataset)
+    from dataplat_dagster.quality.results import remove_result
+
+    catalog = project_catalog(project)
+    existing = _dataset_checks(project, catalog, dataset)
     if name not in existing:
         known = ", ".join(existing) or "none"
         raise DataplatError(f"Dataset {dataset!r} has no check {name!r} (its checks: {known}).")
     if name in _declared(project).get(dataset, ()):
         raise DataplatError(f"Check {name!r} of dataset {dataset!r} is declared in {project.catalog_path.name}: remove it there.")
     project_registry(project).remove_check(dataset, name)
+    remove_result(storage.DatasetStore(storage.project_root(project.dir, catalog), dataset), name)
 
 
-def list_checks(instance: DagsterInstance, project: Project, dataset: str | None) -> list[dict]:
-    """Each check with its last result, as ``check list --json`` prints them."""
-    from dataplat_dagster.quality.checks import last_results
+def list_checks(instance, project: Project, dataset: str | None) -> list[dict]:
+    """Each check with its last result, as ``check list --json`` prints them. ``instance``
+    (a callable) is called only for a dataset whose results are not recorded with it."""
+    from dataplat_dagster.quality.results import last_results
 
     catalog = project_catalog(project)
     if dataset is not None:
         find_entry(catalog.datasets, "dataset", dataset, project.name)
     names = [dataset] if dataset else [name for name in catalog.checks if name in catalog.datasets]
     declared = _declared(project)
+    root = storage.project_root(project.dir, catalog)
     found = []
     for name in names:
         checks = _dataset_checks(project, catalog, name)
-        results = last_results(instance, project.name, name, list(checks))
+        results = last_results(instance, project.name, storage.DatasetStore(root, name), list(checks))
         for check, spec in checks.items():
             found.append({"dataset": name, "name": check, "expectation": spec.expectation, "kwargs": spec.kwargs,
                           "severity": spec.severity,
@@ -117,7 +120,7 @@ def validate_checks(project: Project, dataset: str | None) -> tuple[int, list[tu
     return checked, refused
 
 
-def start_check_run(instance: DagsterInstance, workspace: Workspace, project: Project, dataset: str,
+def start_check_run(instance, workspace: Workspace, project: Project, dataset: str,
                     names: list[str] | None, *, wait: bool) -> tuple[str, list[str]]:
     """Start a run of the dataset's checks (all, or ``names``); returns its id and the checks."""
     catalog = project_catalog(project)
@@ -131,6 +134,11 @@ def start_check_run(instance: DagsterInstance, workspace: Workspace, project: Pr
     chosen = names or list(checks)
     if _current_version(project, catalog, dataset) is None:
         raise DataplatError(f"Dataset {dataset!r} has no data yet: wait for its import (`dataplat dataset list`), then run its checks.")
+    from dagster import AssetCheckKey, AssetKey
+
+    from dataplat_dagster import runs
+    from dataplat_dagster.quality.checks import CHECKS_JOB
+
     key = AssetKey(dataset_key(project.name, dataset))
     request = runs.RunRequest(project, CHECKS_JOB, [], dict(runs.QUIET_CONSOLE),
                               {TAG_DATASET: dataset, "dataplat/action": "check"},

@@ -29,7 +29,7 @@ from dagster import (
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
 from dataplat_dagster import project_definitions
-from dataplat_dagster.datasets.assets import dataset_key
+from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.datasources.automation import TAG_SNAPSHOT_OF
 
 DAEMON = str(Path(sys.executable).parent / "dagster-daemon")

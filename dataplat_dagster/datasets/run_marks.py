@@ -1,0 +1,96 @@
+"""Which run last set out to write a stored asset (a dataset, its embeddings):
+one small object, ``run.json``, in the asset's storage folder.
+
+The read-only commands (``dataset list``, ``dataset show``, ``check list``) take what they
+show from the storage root alone, the same from every process of a deployment, and ask the
+Dagster instance (a second of imports and storage set-up) only where the recorded state does
+not settle it. The current version's manifest and pointer say what is stored and which run
+made it current; the mark says whether a later run set out to change it:
+
+- the CLI writes ``started`` when it submits a run, and the asset's own op does when it
+  starts (so runs launched from the UI, a schedule or a sensor are marked too);
+- a mark of the run that made the current version current, or older than that version, is
+  settled: the version is the last word;
+- ``failed`` (with the reason) is written by whoever learns it, from the instance, once;
+- ``started`` and newer than the current version is the one case the instance is asked
+  about: still in flight, or failed (then written back as ``failed``).
+
+A run that no op of ours starts in (a pipeline's own asset that fails, a step skipped after
+a blocking check) is not marked: its dataset stays ``ready`` with the data it had, and the
+UI shows the failed run.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from dataplat_dagster.datasets.storage import DatasetStore, project_root, write_bytes
+from dataplat_dagster.keys import DATASETS, EMBEDDINGS
+
+RUN_FILE = "run.json"
+# Image folders are not marked: ``image-folder list`` asks the instance.
+STORED_SECTIONS = (DATASETS, EMBEDDINGS)
+
+
+def mark_started(store: DatasetStore, run_id: str) -> None:
+    """A run that will write ``store`` was submitted, or its op started. The first mark of a
+    run keeps its time, so that a version the run publishes is never older than its mark."""
+    mark = read_mark(store)
+    if mark is not None and mark["run_id"] == run_id:
+        return
+    _write(store, {"run_id": run_id, "state": "started", "at": _now()})
+
+
+def mark_submitted(project, asset_paths: list[list[str]], run_id: str) -> None:
+    """Mark the stored assets among ``asset_paths`` (asset keys, as lists) that a run submitted
+    from here will write. Only those with a folder already: the run may have started, failed
+    and removed a new dataset's folder by now, and a mark must not bring it back (a new
+    dataset's status then comes from the instance until its op marks it)."""
+    from dataplat_dagster.catalog.registry import project_catalog
+
+    stored = [path for path in asset_paths if len(path) == 3 and path[0] == project.name and path[1] in STORED_SECTIONS]
+    if stored:
+        root = project_root(project.dir, project_catalog(project))
+        for _, section, name in stored:
+            store = DatasetStore(root, name, section)
+            if store.folder.exists():
+                mark_started(store, run_id)
+
+
+def mark_failed(store: DatasetStore, run_id: str, error: str | None) -> None:
+    mark = read_mark(store)
+    at = mark["at"] if mark is not None and mark["run_id"] == run_id else _now()
+    _write(store, {"run_id": run_id, "state": "failed", "error": error, "at": at})
+
+
+def read_mark(store: DatasetStore) -> dict | None:
+    try:
+        return json.loads(store.path(RUN_FILE).read_text())
+    except FileNotFoundError:
+        return None
+
+
+def unsettled_mark(store: DatasetStore, current_version) -> dict | None:
+    """The mark of a run that the current version does not account for, or None: a run
+    that made no version current yet (in flight, or failed)."""
+    mark = read_mark(store)
+    if mark is None:
+        return None
+    if current_version is None:
+        return mark
+    run_id, at = store.made_current()
+    if at is None:  # a pointer from before runs were recorded in it
+        run_id, created = current_version.manifest.get("run_id"), current_version.manifest.get("created_at")
+        at = datetime.fromisoformat(created) if created else None
+    if mark["run_id"] == run_id or (at is not None and datetime.fromisoformat(mark["at"]) <= at):
+        return None
+    return mark
+
+
+def _write(store: DatasetStore, mark: dict) -> None:
+    write_bytes(store.path(RUN_FILE), json.dumps(mark).encode())
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
