@@ -164,7 +164,7 @@ def _refuse_if_used(catalog: ProjectCatalog, name: str) -> None:
 
 
 def _summary(catalog: ProjectCatalog, name: str, spec: DatasourceSpec) -> dict:
-    from dataplat_dagster.datasources.automation import schedule_name, sensor_name, snapshot_job_name
+    from dataplat_dagster.datasources.models import schedule_name, sensor_name, snapshot_job_name
 
     settings = spec.model_dump(mode="json", exclude_defaults=True)
     used_by = catalog.datasource_dependants(name)

@@ -38,22 +38,10 @@ from dagster import (
 
 from dataplat_dagster.connectors.base import connector_tags
 from dataplat_dagster.keys import dataset_key
-from dataplat_dagster.datasources.models import DatasourceSpec
+from dataplat_dagster.datasources.models import DatasourceSpec, schedule_name, sensor_name, snapshot_job_name
 from dataplat_dagster.datasources.snapshot import SOURCE_VERSION_KEY
 
 TAG_SNAPSHOT_OF = "dataplat/snapshot_of"
-
-
-def snapshot_job_name(datasource: str) -> str:
-    return f"snapshot_{datasource}"
-
-
-def schedule_name(datasource: str) -> str:
-    return f"{snapshot_job_name(datasource)}_schedule"
-
-
-def sensor_name(datasource: str) -> str:
-    return f"watch_{datasource}"
 
 
 def datasource_automation(project: str, datasources: dict[str, DatasourceSpec], datasets_by_source: dict[str, list[str]]):

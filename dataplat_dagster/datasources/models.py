@@ -87,3 +87,17 @@ class DatasourceSpec(BaseModel):
         if self.query:
             return " ".join(self.query.split())
         return self.path or ""
+
+
+# The names of a datasource's snapshot job, schedule and sensor (``automation``), known
+# without Dagster to the commands that only show them.
+def snapshot_job_name(datasource: str) -> str:
+    return f"snapshot_{datasource}"
+
+
+def schedule_name(datasource: str) -> str:
+    return f"{snapshot_job_name(datasource)}_schedule"
+
+
+def sensor_name(datasource: str) -> str:
+    return f"watch_{datasource}"

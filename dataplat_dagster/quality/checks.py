@@ -69,7 +69,7 @@ def dataset_checks_definition(project_name: str, root, dataset: str, checks: dic
         version_id, outcomes = evaluate_current(root, dataset, {name: checks[name] for name in checks if name in selected})
         for name, outcome in outcomes.items():
             fields = result_fields(checks[name], outcome, version_id)
-            record(root, dataset, name, fields, version_id, context.run_id)
+            record(root, dataset, name, fields, version_id, context.run.run_id)
             yield AssetCheckResult(asset_key=key, check_name=name, **fields)
 
     return _checks

@@ -19,10 +19,12 @@ print("imported:", sorted(name for name in heavy if name in sys.modules), file=s
 
 
 @pytest.mark.parametrize("command", [["--help"], ["project", "list"], ["connector", "list"], ["datasource", "list"],
-                                     ["exporter", "list"], ["connector", "show", "lake"]])
+                                     ["exporter", "list"], ["connector", "show", "lake"], ["datasource", "show", "files"]])
 def test_a_command_that_only_reads_files_imports_no_dagster(cli_workspace, command):
+    """(``dataset list``/``show``/``versions`` and ``check list``: ``test_recorded_state``.)"""
     ws = cli_workspace
     ws.run("connector", "create", "s3", "lake", "--bucket", "lake-bucket", "--endpoint-url", "http://127.0.0.1:9")
+    ws.run("datasource", "create", "files", "--connector", "lake", "--path", "a.csv")
     probe = subprocess.run([sys.executable, "-c", PROBE, *command], cwd=ws.root, capture_output=True, text=True,
                            env={"DAGSTER_HOME": str(ws.root), "PATH": "/usr/bin:/bin"}, timeout=60)
     assert "imported: []" in probe.stderr, probe.stderr
