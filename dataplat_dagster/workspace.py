@@ -35,11 +35,16 @@ load_from:
 
 INSTANCE_YAML = """\
 # The Dagster instance of this workspace. DAGSTER_HOME points at this folder
-# (the dataplat CLI sets it when it is unset). SQLite storage, nothing to install.
+# (the dataplat CLI sets it when it is unset). SQLite storage, nothing to install:
+# Dagster's own, whose runs' event logs start as a copy of an empty database
+# (dataplat_dagster/instance_storage.py); `storage: sqlite:` works too, slower.
 storage:
-  sqlite:
-    base_dir:
-      env: DAGSTER_HOME
+  custom:
+    module: dataplat_dagster.instance_storage
+    class: DataplatSqliteStorage
+    config:
+      base_dir:
+        env: DAGSTER_HOME
 nux:
   enabled: false
 telemetry:
