@@ -20,7 +20,9 @@ import shutil
 import tempfile
 
 from dagster import __version__ as dagster_version
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    SqliteEventLogStorage,
+)
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 
 
@@ -66,7 +68,7 @@ class DataplatSqliteStorage(DagsterSqliteStorage):
 
     def __init__(self, base_dir: str, inst_data=None):
         super().__init__(base_dir, inst_data)
-        self._event_log_storage = EmptyCopySqliteEventLogStorage(self._event_log_storage._base_dir)  # noqa: SLF001
+        self._event_log_storage = EmptyCopySqliteEventLogStorage(self._event_log_storage._base_dir)
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> DataplatSqliteStorage:

@@ -5,7 +5,9 @@ import sqlite3
 
 from dagster import AssetKey, DagsterInstance, asset, materialize
 from dagster import __version__ as dagster_version
-from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    SqliteEventLogStorage,
+)
 
 from dataplat_dagster.instance_storage import EmptyCopySqliteEventLogStorage
 from dataplat_dagster.workspace import INSTANCE_YAML
