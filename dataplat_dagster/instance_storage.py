@@ -20,8 +20,13 @@ import shutil
 import tempfile
 
 from dagster import __version__ as dagster_version
+from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SqliteEventLogStorage,
+)
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import (
+    SqliteScheduleStorage,
 )
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage
 
@@ -67,8 +72,14 @@ class DataplatSqliteStorage(DagsterSqliteStorage):
     """``storage: custom:`` with ``base_dir`` as ``storage: sqlite:`` takes it."""
 
     def __init__(self, base_dir: str, inst_data=None):
-        super().__init__(base_dir, inst_data)
-        self._event_log_storage = EmptyCopySqliteEventLogStorage(self._event_log_storage._base_dir)
+        # DagsterSqliteStorage's own, with the event log class changed: calling it would open
+        # (and check) a second event log storage for nothing.
+        self.base_dir = base_dir
+        self._run_storage = SqliteRunStorage.from_local(os.path.join(base_dir, "history", ""))
+        self._event_log_storage = EmptyCopySqliteEventLogStorage(os.path.join(base_dir, "history", "runs", ""))
+        self._schedule_storage = SqliteScheduleStorage.from_local(os.path.join(base_dir, "schedules"))
+        self._inst_data = inst_data
+        DagsterStorage.__init__(self)
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> DataplatSqliteStorage:
