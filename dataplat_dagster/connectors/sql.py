@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Optional
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Optional
 
 from pydantic import Field, PrivateAttr
 
@@ -23,6 +23,9 @@ from dataplat_dagster.connectors.checks import CheckReport, Checker, StepFailed,
 from dataplat_dagster.connectors.query_stream import QueryStream
 from dataplat_dagster.connectors.secrets import error_text
 from dataplat_dagster.errors import ConnectorError
+
+if TYPE_CHECKING:
+    from dataplat_dagster.connectors.adbc import AdbcSession
 
 # The driver each short dialect name means; anything else is passed to SQLAlchemy as given.
 DRIVERS = {
@@ -178,47 +181,51 @@ class SqlConnector(ConnectorResource):
         return url.set(query=query).render_as_string(hide_password=False)
 
     @contextmanager
-    def adbc_connection(self, database: Optional[str] = None):
-        """An ADBC DB-API connection to PostgreSQL, for COPY-speed Arrow in and out."""
-        import adbc_driver_postgresql.dbapi as adbc
+    def adbc_connection(self, database: Optional[str] = None) -> Iterator["AdbcSession"]:
+        """An ADBC session with PostgreSQL, for COPY-speed Arrow in and out: one connection,
+        in one transaction (see ``connectors/adbc.py``, and why not ADBC's DB-API)."""
+        from dataplat_dagster.connectors.adbc import AdbcSession
 
         try:
-            connection = self.retrying(lambda: adbc.connect(self._adbc_uri(database)), "connect (ADBC)")
+            session = self.retrying(lambda: AdbcSession(self._adbc_uri(database)), "connect (ADBC)")
         except Exception as error:
             raise self.fail("cannot connect", error) from None
         try:
-            yield connection
+            yield session
         finally:
-            connection.close()
+            session.close()
 
     def _adbc_read(self, query: str, database: Optional[str]):
         import pyarrow as pa
 
-        # The connection lives as long as the reader is read; the schema is known up front.
+        # The session lives as long as the stream is read; the schema is known up front.
         stack = ExitStack()
-        connection = stack.enter_context(self.adbc_connection(database))
-        cursor = stack.enter_context(connection.cursor())
+        session = stack.enter_context(self.adbc_connection(database))
         try:
             # One snapshot of the data for the pass that sizes numeric columns and the read.
-            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            numeric = self._numeric_types(cursor, query, cursor.adbc_execute_schema(query))
-            cursor.execute(query)
-            reader = cursor.fetch_record_batch()
-            schema = pa.schema([numeric.get(index, field) for index, field in enumerate(reader.schema)])
+            session.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            numeric = self._numeric_types(session, query, session.schema(query))
+            result = stack.enter_context(session.stream(query))
+            schema = pa.schema([numeric.get(index, field) for index, field in enumerate(result.schema)])
         except Exception as error:
             stack.close()
             raise self.fail(f"the query failed: {_short(error)}") from None
+        except BaseException:  # a Ctrl-C: the session ends with it
+            stack.close()
+            raise
 
         def batches():
-            for batch in reader:
-                try:
+            try:
+                for batch in result:
                     yield _cast_numeric(batch, schema)
-                except ConnectorError as error:
-                    raise self.fail(str(error)) from None
+            except ConnectorError as error:
+                raise self.fail(str(error)) from None
+            except Exception as error:  # COPY runs as the rows are read: a cancel, a lost connection
+                raise self.fail(f"the query failed: {_short(error)}") from None
 
         return QueryStream(schema, batches(), stack)
 
-    def _numeric_types(self, cursor, query: str, schema) -> dict:
+    def _numeric_types(self, session, query: str, schema) -> dict:
         """The Arrow field of each ``numeric`` column of ``schema``, by position. ADBC hands
         PostgreSQL's ``numeric`` over as opaque text: ``numeric(p, s)`` becomes
         ``decimal128(p, s)``; an unconstrained ``numeric`` a decimal as wide as its values
@@ -240,20 +247,19 @@ class SqlConnector(ConnectorResource):
             else:  # unconstrained, or declared wider than Arrow's widest decimal
                 unconstrained.append(index)
         if unconstrained:
-            cursor.execute(pg_numeric_sizes_query(query, len(schema), unconstrained))
-            sizes = cursor.fetchone()
+            (sizes,) = session.fetch_rows(pg_numeric_sizes_query(query, len(schema), unconstrained))
             for position, index in enumerate(unconstrained):
                 fields[index] = pg_numeric_field(schema.field(index).name, *sizes[3 * position: 3 * position + 3])
         return fields
 
     def _adbc_write(self, table: str, reader, schema: Optional[str], database: Optional[str], mode: WriteMode) -> int:
-        with self.adbc_connection(database) as connection, connection.cursor() as cursor:
+        with self.adbc_connection(database) as session:
             try:
-                rows = cursor.adbc_ingest(table, reader, mode=mode, db_schema_name=schema)
+                rows = session.ingest(table, reader, mode=mode, db_schema=schema)
             except Exception as error:
-                connection.rollback()
+                session.rollback()
                 raise self.fail(f"writing table {_qualified(schema, table)!r} failed", error) from None
-            connection.commit()
+            session.commit()
         return rows
 
     def _sqlalchemy_read(self, query: str, database: Optional[str], batch_rows: int):

@@ -115,29 +115,28 @@ def _failure(connector, spec: ExporterSpec, target: str, error: Exception):
 
 def _write_postgres(connector, spec, schema, table, staging, reader) -> tuple[str, int, list[str]]:
     target, staged = connector.quote(schema, table), connector.quote(schema, staging)
-    with connector.adbc_connection(spec.database) as connection, connection.cursor() as cursor:
+    with connector.adbc_connection(spec.database) as session:
         try:
             if spec.mode == "overwrite" and spec.on_dependents == "refuse":
-                _refuse_dependent_views(connector, cursor, target)  # before anything is written
-            rows = cursor.adbc_ingest(staging, reader, mode="create", db_schema_name=schema)
+                _refuse_dependent_views(connector, session, target)  # before anything is written
+            rows = session.ingest(staging, reader, mode="create", db_schema=schema)
             if spec.mode == "timestamped":
-                name, views = claim_timestamped(_stamped_name(table), lambda name: _rename_postgres(connector, cursor, schema, staged, name)), []
+                name, views = claim_timestamped(_stamped_name(table), lambda name: _rename_postgres(connector, session, schema, staged, name)), []
             else:
-                name, views = table, _swap_postgres(connector, cursor, spec, target, staged, table)
+                name, views = table, _swap_postgres(connector, session, spec, target, staged, table)
         except Exception as error:
-            connection.rollback()
+            session.rollback()
             raise _failure(connector, spec, target, error) from None
-        connection.commit()
+        session.commit()
     return name, rows, views
 
 
-def _dependent_views(cursor, target: str) -> list[str]:
-    cursor.execute(DEPENDENT_VIEWS, parameters=(target,))
-    return [name for (name,) in cursor.fetchall()]
+def _dependent_views(session, target: str) -> list[str]:
+    return [name for (name,) in session.fetch_rows(DEPENDENT_VIEWS, (target,))]
 
 
-def _refuse_dependent_views(connector, cursor, target: str) -> list[str]:
-    views = _dependent_views(cursor, target)
+def _refuse_dependent_views(connector, session, target: str) -> list[str]:
+    views = _dependent_views(session, target)
     if views:
         raise connector.fail(
             f"table {target} has views that depend on it: {', '.join(views)}. An overwrite replaces the table, which "
@@ -147,33 +146,35 @@ def _refuse_dependent_views(connector, cursor, target: str) -> list[str]:
     return views
 
 
-def _swap_postgres(connector, cursor, spec: ExporterSpec, target: str, staged: str, table: str) -> list[str]:
+def _swap_postgres(connector, session, spec: ExporterSpec, target: str, staged: str, table: str) -> list[str]:
     """Replace ``target`` by ``staged``; returns the views dropped with the old table. They
     are listed again under the table's lock, so the list is exactly what CASCADE drops (and
     a view created since the first look is refused too, unless on_dependents is drop)."""
-    cursor.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT_S}s'")
-    cursor.execute("SELECT to_regclass($1) IS NOT NULL", parameters=(target,))
+    session.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT_S}s'")
     views = []
-    if cursor.fetchone()[0]:
-        cursor.execute(f"LOCK TABLE {target} IN ACCESS EXCLUSIVE MODE")
-        views = _refuse_dependent_views(connector, cursor, target) if spec.on_dependents == "refuse" else _dependent_views(cursor, target)
-        cursor.execute(f"DROP TABLE {target} CASCADE" if views else f"DROP TABLE {target}")
-    cursor.execute(f"ALTER TABLE {staged} RENAME TO {connector.quote(table)}")
+    if _table_exists(session, target):
+        session.execute(f"LOCK TABLE {target} IN ACCESS EXCLUSIVE MODE")
+        views = _refuse_dependent_views(connector, session, target) if spec.on_dependents == "refuse" else _dependent_views(session, target)
+        session.execute(f"DROP TABLE {target} CASCADE" if views else f"DROP TABLE {target}")
+    session.execute(f"ALTER TABLE {staged} RENAME TO {connector.quote(table)}")
     return views
 
 
-def _rename_postgres(connector, cursor, schema, staged: str, name: str) -> bool:
+def _rename_postgres(connector, session, schema, staged: str, name: str) -> bool:
     """Rename ``staged`` to ``name``, or return False if a table has that name. A lock on the
     name, held until this transaction ends, makes another export claiming it wait and then
     see this one's table (a failed RENAME would abort the whole transaction)."""
     qualified = connector.quote(schema, name)
-    cursor.execute("SELECT 1 FROM pg_advisory_xact_lock(hashtext($1))", parameters=(qualified,))
-    cursor.fetchall()
-    cursor.execute("SELECT to_regclass($1) IS NOT NULL", parameters=(qualified,))
-    if cursor.fetchone()[0]:
+    session.fetch_rows("SELECT 1 FROM pg_advisory_xact_lock(hashtext($1))", (qualified,))
+    if _table_exists(session, qualified):
         return False
-    cursor.execute(f"ALTER TABLE {staged} RENAME TO {connector.quote(name)}")
+    session.execute(f"ALTER TABLE {staged} RENAME TO {connector.quote(name)}")
     return True
+
+
+def _table_exists(session, qualified: str) -> bool:
+    ((exists,),) = session.fetch_rows("SELECT to_regclass($1) IS NOT NULL", (qualified,))
+    return exists
 
 
 def _write_in_one_transaction(connector, spec, schema, table, staging, reader) -> tuple[str, int, list[str]]:

@@ -82,8 +82,7 @@ def sqlalchemy_error(url: str, **connect_args) -> Exception:
 
 
 def test_postgresql_refused_is_transient_a_wrong_password_is_not(postgres_server):
-    import adbc_driver_postgresql.dbapi as adbc
-
+    from dataplat_dagster.connectors.adbc import AdbcSession
     from dataplat_dagster_tests.servers.ports import free_port
 
     s = postgres_server
@@ -92,7 +91,7 @@ def test_postgresql_refused_is_transient_a_wrong_password_is_not(postgres_server
     wrong_password = sqlalchemy_error(f"postgresql+psycopg2://{s.username}:wrong@{s.host}:{s.port}/{s.database}")
     missing_database = sqlalchemy_error(f"postgresql+psycopg2://{s.username}:{s.password}@{s.host}:{s.port}/no_such_db")
     with pytest.raises(Exception) as adbc_refused:
-        adbc.connect(f"postgresql://{s.username}:{s.password}@{s.host}:{closed_port}/{s.database}")
+        AdbcSession(f"postgresql://{s.username}:{s.password}@{s.host}:{closed_port}/{s.database}")
     assert "Connection refused" in str(refused) and is_transient(refused)
     assert is_transient(adbc_refused.value)
     assert "password authentication failed" in str(wrong_password) and not is_transient(wrong_password)

@@ -1,8 +1,13 @@
 """The SQL connector against real servers: PostgreSQL, MariaDB and SQLite files."""
 
 import datetime as dt
+import os
+import signal
 import sqlite3
-from contextlib import contextmanager
+import subprocess
+import sys
+import time
+from contextlib import closing, contextmanager
 from decimal import Decimal
 
 import pyarrow as pa
@@ -149,6 +154,15 @@ def test_postgres_unconstrained_numeric_is_as_wide_as_its_values(postgres_server
     assert lost_precision(table.schema) == {} and lost_precision(wider.schema) == {}
 
 
+def test_postgres_sizing_pass_and_read_share_one_repeatable_read_snapshot(postgres_server, tmp_path, monkeypatch):
+    # The read's statements run in one REPEATABLE READ transaction: the numeric sizing pass
+    # and the read see the same rows, whatever commits in between.
+    query = "SELECT current_setting('transaction_isolation') AS level, 1.5::numeric AS free"
+    with sql_connector(tmp_path, monkeypatch, postgres_server.password, **pg_fields(postgres_server)) as connector:
+        table = connector.read_arrow(query).read_all()
+    assert table.to_pylist() == [{"level": "repeatable read", "free": Decimal("1.5")}]
+
+
 def test_postgres_numeric_no_decimal_holds_is_float_with_a_note(postgres_server, tmp_path, monkeypatch):
     with sql_connector(tmp_path, monkeypatch, postgres_server.password, **pg_fields(postgres_server)) as connector:
         table = connector.read_arrow("SELECT * FROM (VALUES (1.5::numeric, 2::numeric), ('NaN', 3)) AS t(ratio, n)").read_all()
@@ -163,6 +177,117 @@ def test_postgres_query_error_names_the_cause(postgres_server, tmp_path, monkeyp
         with pytest.raises(ConnectorError) as raised:
             connector.read_arrow("SELECT * FROM no_such_table").read_all()
     assert "no_such_table" in str(raised.value) and "does not exist" in str(raised.value)
+
+
+# A child interpreter, so that nothing another test imported is counted: the PostgreSQL
+# paths of the connector (a read with the numeric sizing pass, a write) and of an exporter
+# (an overwrite and a timestamped export, which bind parameters), and what they imported.
+# The child makes no Arrow data of its own: pyarrow's pa.array and pa.table import pandas.
+PG_WITHOUT_PANDAS = """
+import sys
+from pathlib import Path
+
+from dataplat_dagster.connectors.models import SqlConnectorSpec
+from dataplat_dagster.connectors.registry import open_connector
+from dataplat_dagster.exporters.models import ExporterSpec
+from dataplat_dagster.exporters.sql_target import write_table
+
+host, port, username, database, folder = sys.argv[1:6]
+spec = SqlConnectorSpec(dialect="postgresql", host=host, port=int(port), username=username, password_env="TEST_SQL_PASSWORD",
+                        database=database)
+with open_connector("warehouse", spec, Path(folder)) as connector:
+    table = connector.read_arrow('SELECT id, id * 1.5::numeric AS free, 2.25::numeric(6,2) AS fixed FROM "no pandas" ORDER BY id').read_all()
+    written = [connector.write_arrow("no pandas copy", table, mode="replace")]
+    for mode in ("overwrite", "timestamped"):
+        export = ExporterSpec(connector="warehouse", mode=mode, table="no_pandas_export")
+        written.append(write_table(connector, export, connector.read_arrow('SELECT * FROM "no pandas copy"').read_all()).rows)
+print([str(field.type) for field in table.schema], table.column("free").to_pylist(), written)
+print("imported:", sorted(name for name in ("pandas", "pyarrow.dataset", "adbc_driver_manager.dbapi") if name in sys.modules))
+"""
+
+
+def test_postgres_reads_and_writes_without_importing_pandas(postgres_server, tmp_path):
+    from dataplat_dagster_tests.datasources.sources import pg_connection
+
+    s = postgres_server
+    with closing(pg_connection(s)) as db, db, db.cursor() as cursor:
+        cursor.execute('DROP TABLE IF EXISTS "no pandas"; CREATE TABLE "no pandas" AS SELECT generate_series(1, 2)::bigint AS id')
+    child = subprocess.run([sys.executable, "-c", PG_WITHOUT_PANDAS, s.host, str(s.port), s.username, s.database, str(tmp_path)],
+                           capture_output=True, text=True, env={**os.environ, "TEST_SQL_PASSWORD": s.password}, timeout=120)
+    assert child.returncode == 0, child.stderr
+    types, imported = child.stdout.strip().splitlines()
+    assert types == "['int64', 'decimal128(38, 1)', 'decimal128(6, 2)'] [Decimal('1.5'), Decimal('3.0')] [2, 2, 2]"
+    assert imported == "imported: []"
+
+
+# Ctrl-C (or Dagster terminating a run: SIGINT) cancels the query on the server, whether it
+# comes before the first rows or while the rows stream in (COPY runs as they are read).
+PG_SLOW_QUERY = """
+import sys
+import time
+from pathlib import Path
+
+from dataplat_dagster.connectors.models import SqlConnectorSpec
+from dataplat_dagster.connectors.registry import open_connector
+from dataplat_dagster.errors import ConnectorError
+
+host, port, username, database, folder, query = sys.argv[1:7]
+spec = SqlConnectorSpec(dialect="postgresql", host=host, port=int(port), username=username, password_env="TEST_SQL_PASSWORD",
+                        database=database)
+with open_connector("warehouse", spec, Path(folder)) as connector:
+    last = time.perf_counter()
+    try:
+        for batch in connector.read_arrow(query):
+            print("batch", flush=True)
+            last = time.perf_counter()
+    except ConnectorError as error:
+        print(f"{time.perf_counter() - last:.1f}", error)
+"""
+SLEEP_FIRST = "SELECT 1 AS waited FROM pg_sleep(60)"
+# 40 MB of rows, the last one 60 s late: the first batches (16 MB each) arrive before it.
+SLEEP_LAST = "SELECT g, repeat('x', 1000) AS pad, pg_sleep(CASE WHEN g = 40000 THEN 60 ELSE 0 END) IS NULL AS slept FROM generate_series(1, 40000) g"
+
+
+@pytest.mark.parametrize("query, batches_before", [(SLEEP_FIRST, 0), (SLEEP_LAST, 1)], ids=["before the rows", "mid-stream"])
+def test_postgres_sigint_cancels_a_running_query(postgres_server, tmp_path, query, batches_before):
+    from dataplat_dagster_tests.datasources.sources import pg_connection
+
+    s = postgres_server
+    child = subprocess.Popen([sys.executable, "-c", PG_SLOW_QUERY, s.host, str(s.port), s.username, s.database, str(tmp_path), query],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TEST_SQL_PASSWORD": s.password})
+    try:
+        streamed = [child.stdout.readline().strip() for _ in range(batches_before)]
+        with closing(pg_connection(s)) as db:
+            db.autocommit = True
+            waited = _wait_for(lambda: _active(db, "pg_sleep("), timeout_s=60)
+            time.sleep(1)  # the child is now blocked, waiting for rows
+            child.send_signal(signal.SIGINT)
+            out, err = child.communicate(timeout=30)
+            still_running = _active(db, "pg_sleep(")
+    finally:
+        child.kill()
+    assert streamed == ["batch"] * batches_before and waited, err
+    assert child.returncode == 0, err
+    seconds, message = out.strip().splitlines()[-1].split(" ", 1)
+    assert float(seconds) < 10, out
+    assert message.startswith("Connector 'warehouse': the query failed:") and "canceling statement due to user request" in message
+    assert not still_running
+
+
+def _active(db, text: str) -> bool:
+    with db.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s AND pid <> pg_backend_pid()",
+                       (f"%{text}%",))
+        return cursor.fetchone()[0] > 0
+
+
+def _wait_for(condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def test_postgres_from_a_url_in_the_environment(postgres_server, tmp_path, monkeypatch):

@@ -5,8 +5,12 @@ several dialects; the lineage to the datasource's external asset; the source unt
 import datetime
 import gzip
 import hashlib
+import json
 import sqlite3
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from dagster import AssetKey
@@ -59,6 +63,31 @@ def test_postgres_table_schema_qualified_table_and_query(pg, tmp_path, postgres_
     assert meta["dagster/row_count"] == 2500 and meta["dataplat/datasource"] == "orders" and meta["refresh"] == "full"
     assert [c.name for c in meta["dagster/column_schema"].columns] == ["id", "total", "placed", "note"]
     assert project.drift("orders_snap")["passed"] and "First snapshot" in project.drift("orders_snap")["description"]
+
+
+# A snapshot of a PostgreSQL table without the profile (the path `dataset import --datasource
+# --no-profile` times), in a child interpreter so that nothing another test imported is
+# counted: ADBC's low-level API keeps pandas (0.4 s or more to import) out of the run.
+SNAPSHOT_WITHOUT_PANDAS = """
+import json
+import sys
+from pathlib import Path
+
+from dataplat_dagster_tests.datasources.snapshots import SnapshotProject
+
+project = SnapshotProject(Path(sys.argv[1]), {"pg": json.loads(sys.argv[2])}, {"orders": {"connector": "pg", "table": "snap_orders"}},
+                          {"orders_snap": "orders"})
+success = project.snapshot("orders_snap", profile=False).success
+print(success, project.metadata("orders_snap")["dagster/row_count"])
+print("imported:", sorted(name for name in ("pandas", "pyarrow.dataset", "adbc_driver_manager.dbapi") if name in sys.modules))
+"""
+
+
+def test_a_postgres_snapshot_does_not_import_pandas(pg, tmp_path):
+    child = subprocess.run([sys.executable, "-c", SNAPSHOT_WITHOUT_PANDAS, str(tmp_path), json.dumps(pg)], capture_output=True, text=True,
+                           cwd=Path(__file__).parents[2], timeout=300)
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.splitlines()[-2:] == ["True 2500", "imported: []"], child.stderr
 
 
 def test_lineage_shows_the_datasource_as_an_external_upstream_asset(pg, tmp_path):
