@@ -62,3 +62,4 @@ bench: install
 	$(BIN)/python bench/image_folders.py
 	$(BIN)/python bench/embeddings.py
 	$(BIN)/python bench/checks.py
+	$(BIN)/python bench/performance.py

@@ -37,6 +37,7 @@ contenders measured in the same run, printed with their targets (PASS/MISS).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -44,7 +45,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -97,6 +99,26 @@ frame.to_parquet(sys.argv[1])
 written = time.perf_counter()
 print(len(frame), imported - started, read - imported, written - read)
 """
+
+
+@contextmanager
+def loaded_server(workdir: Path, rows: int) -> Iterator:
+    """The tests' PostgreSQL server holding ``bench_table`` (``rows`` rows) and ``bench_tiny``
+    (``TINY_ROWS``), vacuumed and analyzed; its password in ``PASSWORD_VAR`` of this process."""
+    with start_postgres(workdir) as server:
+        os.environ[PASSWORD_VAR] = server.password
+        subprocess.run([sys.executable, "-c", LOAD_WORKER, server.host, str(server.port), server.username, server.database,
+                        str(workdir), TABLE, str(rows), TINY_TABLE, str(TINY_ROWS)], cwd=HERE, check=True,
+                       env={**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{REPO}"})
+        # Set the hint bits and statistics before anything reads (VACUUM cannot run in a transaction).
+        subprocess.run([server.psql, "-h", server.host, "-p", str(server.port), "-U", server.username, "-d", server.database,
+                        "-q", "-c", f"VACUUM ANALYZE {TABLE}"], env={**os.environ, "PGPASSWORD": server.password}, check=True)
+        yield server
+
+
+def pandas_url(server) -> str:
+    """The SQLAlchemy URL ``PANDAS_WORKER`` reads from ``BENCH_PG_URL``."""
+    return f"postgresql+psycopg2://{server.username}:{server.password}@{server.host}:{server.port}/{server.database}"
 
 
 # --- Measuring one child process --------------------------------------------------------
@@ -165,7 +187,13 @@ class Workspace:
         self.cli("dataset", "delete", name, "--yes")
 
     def data_file(self, name: str) -> Path:
-        return self.root / "projects" / PROJECT / "storage" / "datasets" / name / "data.parquet"
+        """The current version's Parquet file (``current.json`` names it); a path that does
+        not exist when the dataset does not."""
+        folder = self.root / "projects" / PROJECT / "storage" / "datasets" / name
+        pointer = folder / "current.json"
+        if not pointer.exists():
+            return folder / "data.parquet"
+        return folder / "versions" / json.loads(pointer.read_text())["current"] / "data.parquet"
 
 
 # --- One round: every contender once ----------------------------------------------------
@@ -181,8 +209,7 @@ class Bench:
         self.psql = [server.psql, "-h", server.host, "-p", str(server.port), "-U", server.username, "-d", server.database,
                      "-v", "ON_ERROR_STOP=1", "-q", "-c", f"\\copy (SELECT * FROM {TABLE}) TO '{self.csv}' WITH CSV HEADER"]
         self.psql_env = {**workspace.env, "PGPASSWORD": server.password}
-        self.pandas_env = {**workspace.env, "BENCH_PG_URL":
-                           f"postgresql+psycopg2://{server.username}:{server.password}@{server.host}:{server.port}/{server.database}"}
+        self.pandas_env = {**workspace.env, "BENCH_PG_URL": pandas_url(server)}
         self.counts: dict[str, set[int]] = {}
         self.pandas_steps: list[tuple[float, float, float]] = []
 
@@ -329,14 +356,7 @@ def main() -> None:
     print(f"  machine: {os.cpu_count()} cores; load average {load}; python {platform.python_version()}")
     print(f"  PostgreSQL table of {args.rows:,} rows x 8 columns; best of {args.repeat} rounds after a warm-up round")
 
-    with tempfile.TemporaryDirectory(prefix="bench-pg-") as workdir, start_postgres(Path(workdir)) as server:
-        os.environ[PASSWORD_VAR] = server.password
-        subprocess.run([sys.executable, "-c", LOAD_WORKER, server.host, str(server.port), server.username, server.database,
-                        workdir, TABLE, str(args.rows), TINY_TABLE, str(TINY_ROWS)], cwd=HERE, check=True,
-                       env={**os.environ, "PYTHONPATH": f"{HERE}{os.pathsep}{REPO}"})
-        # Set the hint bits and statistics before anything reads (VACUUM cannot run in a transaction).
-        subprocess.run([server.psql, "-h", server.host, "-p", str(server.port), "-U", server.username, "-d", server.database,
-                        "-q", "-c", f"VACUUM ANALYZE {TABLE}"], env={**os.environ, "PGPASSWORD": server.password}, check=True)
+    with tempfile.TemporaryDirectory(prefix="bench-pg-") as workdir, loaded_server(Path(workdir), args.rows) as server:
         with Workspace(server) as workspace:
             bench = Bench(server, workspace, args.rows)
             print(f"  this script's own RSS: {_rss_mib():.0f} MiB (the floor of every child's peak RSS)")
