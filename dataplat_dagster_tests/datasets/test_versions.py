@@ -52,16 +52,26 @@ def test_a_publish_that_dies_leaves_the_previous_version_whole(tmp_path, monkeyp
     from upath import UPath
 
     store = DatasetStore(UPath(tmp_path / "storage"), "people")
-    first = _publish(store, tmp_path, b"old")
+    first = _publish(store, tmp_path, "old")
     monkeypatch.setattr(DatasetStore, "_point", lambda *args: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError, match="disk full"):
-        _publish(store, tmp_path, b"new")
-    assert store.current().id == first.id and store.read_bytes("data.parquet") == b"old"
+        _publish(store, tmp_path, "new")
+    assert store.current().id == first.id and _label(store.read_bytes("data.parquet")) == "old"
     assert [p.name for p in (store.folder / "versions").iterdir()] == [first.id]  # no half-written version
 
 
-def _publish(store: DatasetStore, tmp_path, data: bytes):
+def _publish(store: DatasetStore, tmp_path, label: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     staged = tmp_path / "staged.parquet"
-    staged.write_bytes(data)
+    pq.write_table(pa.table({"label": [label]}), staged)
     version = store.new_version()
     return store.publish_version(version, {"data.parquet": staged}, rows=1, run_id=None)
+
+
+def _label(parquet: bytes) -> str:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(parquet)).column("label")[0].as_py()
