@@ -14,6 +14,11 @@ dates) of an 8-column CSV (see ``benchdata.py``), this times, best of ``--repeat
       format given by hand, + ``to_parquet`` (``workers/pandas_csv.py``);
   (e) the CLI import of a 10-row file: the fixed cost of (a).
 
+With ``--baseline CHECKOUT`` (another checkout of this repository, for example
+``git worktree add /tmp/base HEAD``, run with this venv's Python), (a) and (b) are also
+measured for that checkout, in a workspace of its own, taking turns with the others: the
+before and after of a change, in one run.
+
 Every contender runs as a subprocess of this script, so all of them pay interpreter
 start-up and imports; (c) and (d) know the dialect, (a) and (b) detect it. Peak RSS is the
 ``ru_maxrss`` that ``os.wait4`` reports for the child (its whole process tree); the CLI
@@ -34,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,13 +91,16 @@ def best(measures: list[Measure]) -> Measure:
 
 
 class Workspace:
-    """``dataplat init`` + ``dataplat project create bench`` in a temporary folder."""
+    """``dataplat init`` + ``dataplat project create bench`` in a temporary folder; the CLI
+    of ``checkout`` (another checkout's package first on the path) or of this one."""
 
-    def __init__(self) -> None:
+    def __init__(self, checkout: Path | None = None) -> None:
         benchdata.DATA_DIR.mkdir(parents=True, exist_ok=True)
         self.dir = Path(tempfile.mkdtemp(prefix="workspace-", dir=benchdata.DATA_DIR))
         # Runs are recorded in this workspace, whatever DAGSTER_HOME the caller has (make sets one).
         self.env = dict(os.environ, DAGSTER_HOME=str(self.dir))
+        if checkout is not None:
+            self.env["PYTHONPATH"] = str(checkout)
         self._count = 0
         self._cli("init", str(self.dir))
         self._cli("--workspace", str(self.dir), "project", "create", PROJECT)
@@ -127,13 +136,20 @@ def baseline(worker: str, dialect: str, path: Path) -> Measure:
         return run_measured([sys.executable, str(script), dialect, str(path), str(Path(tmp) / "out.parquet")])
 
 
-def measure_file(workspace: Workspace, path: Path, dialect: str, repeat: int) -> dict[str, Measure]:
-    """(a) to (d) on one file; the contenders take turns, so that noise hits them alike."""
+def measure_file(workspace: Workspace, path: Path, dialect: str, repeat: int,
+                 before: Workspace | None = None) -> dict[str, Measure]:
+    """(a) to (d) on one file, and (a) and (b) of the baseline checkout as "a0" and "b0";
+    the contenders take turns, so that noise hits them alike."""
     benchdata.warm_page_cache(path)
     runs: dict[str, list[Measure]] = {"a": [], "b": [], "c": [], "d": []}
+    if before:
+        runs |= {"a0": [], "b0": []}
     for _ in range(repeat):
         runs["a"].append(workspace.import_file(path, profile=True))
         runs["b"].append(workspace.import_file(path, profile=False))
+        if before:
+            runs["a0"].append(before.import_file(path, profile=True))
+            runs["b0"].append(before.import_file(path, profile=False))
         runs["c"].append(baseline("arrow_csv", dialect, path))
         runs["d"].append(baseline("pandas_csv", dialect, path))
     return {key: best(measures) for key, measures in runs.items()}
@@ -172,21 +188,27 @@ MEASURES_HEADER = (
 
 
 def print_measure_row(rows: int, dialect: str, m: dict[str, Measure]) -> None:
-    times = " ".join(f"{m[k].wall_s:8.2f} ({m[k].cpu_s:6.1f})" for k in "abcd")
-    rss = " ".join(f"{m[k].rss_mib:8.0f}" for k in "abcd")
-    print(f"{rows:>11,} {dialect:7} {times} {rss}", flush=True)
+    for label, keys in (("", "abcd"), (" before", ("a0", "b0", "c", "d"))):
+        if keys[0] not in m:
+            continue
+        times = " ".join(f"{m[k].wall_s:8.2f} ({m[k].cpu_s:6.1f})" for k in keys)
+        rss = " ".join(f"{m[k].rss_mib:8.0f}" for k in keys)
+        print(f"{rows:>11,} {dialect + label:7} {times} {rss}", flush=True)
 
 
 def print_ratios(results: dict[tuple[int, str], dict[str, Measure]], fixed: Measure) -> None:
     print("\nratios of wall times (targets apply at 10,000,000 rows)")
     for (rows, dialect), m in results.items():
-        a, b, c, d = (m[k].wall_s for k in "abcd")
-        at_target = rows == TARGET_ROWS
-        print(f"  {rows:>11,} {dialect}: "
-              f"(a)/(c) = {a / c:5.2f} {_mark(a / c, 2.0, True, at_target)}  "
-              f"(b)/(c) = {b / c:5.2f} {_mark(b / c, 1.3, True, at_target)}  "
-              f"(d)/(a) = {d / a:5.2f} {_mark(d / a, 2.0, False, at_target)}  "
-              f"((a)-(e))/(c) = {(a - fixed.wall_s) / c:5.2f}")
+        for label, a_key, b_key in (("", "a", "b"), (" before", "a0", "b0")):
+            if a_key not in m:
+                continue
+            a, b, c, d = m[a_key].wall_s, m[b_key].wall_s, m["c"].wall_s, m["d"].wall_s
+            at_target = rows == TARGET_ROWS
+            line = (f"  {rows:>11,} {dialect + label}: "
+                    f"(a)/(c) = {a / c:5.2f} {_mark(a / c, 2.0, True, at_target)}  "
+                    f"(b)/(c) = {b / c:5.2f} {_mark(b / c, 1.3, True, at_target)}  "
+                    f"(d)/(a) = {d / a:5.2f} {_mark(d / a, 2.0, False, at_target)}")
+            print(line + (f"  ((a)-(e))/(c) = {(a - fixed.wall_s) / c:5.2f}" if not label else ""))
 
 
 def _mark(value: float, target: float, at_most: bool, applies: bool) -> str:
@@ -206,9 +228,13 @@ def print_memory(results: dict[tuple[int, str], dict[str, Measure]], sizes: list
         return
     print(f"\npeak RSS of (a): {large:,} rows vs {small:,} rows (target <= 1.5)")
     for dialect in benchdata.DIALECTS:
-        low, high = results[small, dialect]["a"].rss_mib, results[large, dialect]["a"].rss_mib
-        applies = large == TARGET_ROWS
-        print(f"  {dialect}: {low:.0f} MiB -> {high:.0f} MiB, ratio {high / low:.2f} {_mark(high / low, 1.5, True, applies)}")
+        for label, key in (("", "a"), (" before", "a0")):
+            if key not in results[small, dialect]:
+                continue
+            low, high = results[small, dialect][key].rss_mib, results[large, dialect][key].rss_mib
+            applies = large == TARGET_ROWS
+            print(f"  {dialect + label}: {low:.0f} MiB -> {high:.0f} MiB, ratio {high / low:.2f} "
+                  f"{_mark(high / low, 1.5, True, applies)}")
 
 
 # --- Main -------------------------------------------------------------------------------
@@ -220,6 +246,8 @@ def parse_args() -> argparse.Namespace:
                         help="comma-separated row counts (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help=f"sizes {', '.join(f'{n:,}' for n in QUICK_SIZES)}")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each contender; the best counts (default 1)")
+    parser.add_argument("--baseline", type=Path, metavar="CHECKOUT",
+                        help="another checkout whose (a) and (b) are measured too, taking turns (before/after)")
     args = parser.parse_args()
     args.sizes = list(QUICK_SIZES) if args.quick else sorted(int(n.replace("_", "")) for n in args.sizes.split(","))
     return args
@@ -230,13 +258,13 @@ def main() -> None:
     print_header(args.sizes, args.repeat)
     files = {(rows, d): benchdata.ensure_csv(rows, d) for rows in args.sizes for d in benchdata.DIALECTS}
     tiny = benchdata.ensure_csv(FIXED_COST_ROWS, "us")
-    with Workspace() as workspace:
+    with Workspace() as workspace, (Workspace(args.baseline.resolve()) if args.baseline else nullcontext()) as before:
         first, fixed = measure_fixed_cost(workspace, tiny, args.repeat)
         print_fixed_cost(first, fixed)
         print("\nwall seconds (CPU seconds of the process tree) and peak RSS in MiB\n" + MEASURES_HEADER)
         results = {}
         for (rows, dialect), path in files.items():
-            results[rows, dialect] = measure_file(workspace, path, dialect, args.repeat)
+            results[rows, dialect] = measure_file(workspace, path, dialect, args.repeat, before)
             print_measure_row(rows, dialect, results[rows, dialect])
     print_ratios(results, fixed)
     print_memory(results, args.sizes)

@@ -2,11 +2,12 @@
 
 A source is a flat file (detect the dialect, stream it into Parquet) or a stream of Arrow
 batches (a datasource's table or query, a Parquet file). Either way the Parquet file is
-written to a local staging folder, then profiled, the plots and the HTML report rendered,
-and only then is the whole version published (``DatasetStore.publish_version``: its own
-folder, then the pointer that makes it current). Until that last step the current version
-does not change, so a failure, or an ``accept`` hook that refuses the new schema, leaves the
-previous version intact.
+written to a local staging folder, then profiled (from statistics gathered while it was
+written, ``profile/accumulate.py``, where its columns allow), the plots and the HTML
+report rendered, and only then is the whole version published
+(``DatasetStore.publish_version``: its own folder, then the pointer that makes it
+current). Until that last step the current version does not change, so a failure, or an
+``accept`` hook that refuses the new schema, leaves the previous version intact.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,9 +24,12 @@ from dagster import MetadataValue
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.ingest.detect import detect_dialect
 from dataplat_dagster.ingest.dialect import CsvOverrides, Dialect
-from dataplat_dagster.ingest.stream import COMPRESSION, ingest_csv
+from dataplat_dagster.ingest.stream import COMPRESSION, BatchObserver, ingest_csv
 from dataplat_dagster.datasets.storage import DatasetStore, DatasetVersion
 from dataplat_dagster.datasets.versions import VERSION_METADATA
+
+if TYPE_CHECKING:
+    from dataplat_dagster.profile.accumulate import ProfileAccumulator
 
 # Called with the new Parquet's schema before anything is published; raising refuses it.
 Accept = Callable[[pa.Schema], None]
@@ -70,7 +74,7 @@ def materialize_file_dataset(
             log.warning(note)
     with store.staging() as tmp:
         data_file = tmp / storage.DATA_FILE
-        result = ingest_csv(source, dialect, data_file)
+        result = ingest_csv(source, dialect, data_file, observe=_profile_accumulator if profile else None)
         # The whole file can overrule the sample (a column demoted to text, say): keep what was read.
         dialect = result.dialect or dialect
         if log:
@@ -80,7 +84,8 @@ def materialize_file_dataset(
         side_files = {storage.DIALECT_FILE: _write_json(tmp / storage.DIALECT_FILE, dialect.to_json())}
         version = store.new_version()
         metadata = _publish(store, version, tmp, result.schema, side_files, rows=result.rows, profile=profile, accept=accept,
-                            subtitle=dialect.describe(), run_id=run_id, state=state, versions_kept=versions_kept, gate=gate)
+                            subtitle=dialect.describe(), run_id=run_id, state=state, versions_kept=versions_kept,
+                            gate=gate, accumulated=result.observer)
     metadata.update(
         {
             "dialect": MetadataValue.json(dialect.to_json()),
@@ -107,13 +112,15 @@ def materialize_arrow_dataset(
 ) -> Materialized:
     """Write ``batches`` (streamed, never all in memory) as the dataset's new version."""
     with store.staging() as tmp:
-        rows = write_parquet(batches, tmp / storage.DATA_FILE)
+        accumulator = _profile_accumulator(batches.schema) if profile else None
+        rows = write_parquet(batches, tmp / storage.DATA_FILE, observer=accumulator)
         schema = batches.schema
         if log:
             log.info(f"Wrote {rows:,} rows × {len(schema)} columns to Parquet.")
         version = store.new_version()
         metadata = _publish(store, version, tmp, schema, {}, rows=rows, profile=profile, accept=accept, subtitle=subtitle,
-                            run_id=run_id, state=state, versions_kept=versions_kept, gate=gate)
+                            run_id=run_id, state=state, versions_kept=versions_kept, gate=gate,
+                            accumulated=accumulator)
     metadata.update(_base_metadata(version, rows, len(schema)))
     return Materialized(None, rows, len(schema), schema, metadata)
 
@@ -123,13 +130,17 @@ def materialize_arrow_dataset(
 ROW_GROUP_ROWS = 128 * 1024
 
 
-def write_parquet(batches: pa.RecordBatchReader, path: Path, row_group_rows: int = ROW_GROUP_ROWS) -> int:
-    """Stream ``batches`` into a Parquet file; returns the row count."""
+def write_parquet(batches: pa.RecordBatchReader, path: Path, row_group_rows: int = ROW_GROUP_ROWS, *,
+                  observer: BatchObserver | None = None) -> int:
+    """Stream ``batches`` into a Parquet file, each shown to ``observer`` on its way; returns
+    the row count."""
     rows = 0
     with pq.ParquetWriter(path, batches.schema, compression=COMPRESSION) as writer:
         pending: list[pa.RecordBatch] = []
         pending_rows = 0
-        for batch in batches:
+        for index, batch in enumerate(batches):
+            if observer:
+                observer.add(observer.summarize(batch, (index,)))
             pending.append(batch)
             pending_rows += batch.num_rows
             if pending_rows >= row_group_rows:
@@ -154,8 +165,9 @@ def stored_schema(stored: DatasetStore | DatasetVersion | None) -> pa.Schema | N
 
 def _publish(store: DatasetStore, version: DatasetVersion, tmp: Path, schema: pa.Schema, staged: dict, *, rows: int,
              profile: bool, accept, subtitle: str, run_id: str | None, state: State | None, versions_kept: int,
-             gate: Gate | None = None) -> dict:
-    """Profile the staged Parquet, then publish the version whole; returns the profile's metadata."""
+             gate: Gate | None = None, accumulated: ProfileAccumulator | None = None) -> dict:
+    """Profile the staged Parquet (from the statistics ``accumulated`` while it was written,
+    where there are), then publish the version whole; returns the profile's metadata."""
     if accept:
         accept(schema)
     data_file = tmp / storage.DATA_FILE
@@ -163,7 +175,7 @@ def _publish(store: DatasetStore, version: DatasetVersion, tmp: Path, schema: pa
         gate(data_file)
     metadata: dict = {}
     if profile:
-        metadata = _profile(version, data_file, subtitle, tmp, staged)
+        metadata = _profile(version, data_file, subtitle, tmp, staged, accumulated)
     metadata["size_bytes"] = MetadataValue.int(data_file.stat().st_size)
     staged[storage.DATA_FILE] = data_file
     store.publish_version(version, staged, rows=rows, run_id=run_id, state=state() if state else None, versions_kept=versions_kept)
@@ -171,13 +183,23 @@ def _publish(store: DatasetStore, version: DatasetVersion, tmp: Path, schema: pa
     return metadata
 
 
-def _profile(version: DatasetVersion, data_file: Path, subtitle: str, tmp: Path, staged: dict) -> dict:
+def _profile_accumulator(schema: pa.Schema) -> ProfileAccumulator | None:
+    """What computes the profile while the data is written (None where the table is too
+    wide or of types only ``profile_parquet`` handles). Imported here: DuckDB and numpy are
+    not needed by an import without a profile."""
+    from dataplat_dagster.profile.accumulate import ProfileAccumulator
+
+    return ProfileAccumulator.for_schema(schema)
+
+
+def _profile(version: DatasetVersion, data_file: Path, subtitle: str, tmp: Path, staged: dict,
+             accumulated: ProfileAccumulator | None) -> dict:
     from dataplat_dagster.profile.metadata import profile_metadata
     from dataplat_dagster.profile.plots import correlation_heatmap_png, distribution_grid_png
     from dataplat_dagster.profile.stats import profile_parquet
     from dataplat_dagster.profile.report import html_report
 
-    profile = profile_parquet(data_file)
+    profile = accumulated.finish(data_file) if accumulated else profile_parquet(data_file)
     images = {}
     for key, render in (("distributions", distribution_grid_png), ("correlations", correlation_heatmap_png)):
         png = render(profile)

@@ -203,12 +203,23 @@ class _PythonStream:
             data = self._native.read(None if size is None or size < 0 else size)
         except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
             raise _damaged(self._source, error) from None
-        self.expanded += len(data)
+        self._count(len(data))
+        return data
+
+    def readinto(self, buffer) -> int:
+        try:
+            count = self._native.readinto(buffer)
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
+            raise _damaged(self._source, error) from None
+        self._count(count)
+        return count
+
+    def _count(self, size: int) -> None:
+        self.expanded += size
         if self._ratio and self.expanded > MAX_UNCHECKED_BYTES:
             compressed = self._compressed_read()
             if self.expanded > self._ratio * compressed:
                 raise _bomb(str(self._source.path), compressed, self.expanded, self._ratio, so_far=True)
-        return data
 
     read1 = read
 

@@ -9,6 +9,10 @@ statement), and the contingency counts of Cramér's V come from one GROUP BY GRO
 time in proportion to its columns. DuckDB gets a small memory limit and spills its hash
 tables to a private temp folder, so memory stays about flat as files grow. The result is a
 plain, JSON-serialisable dict (see ``profile_parquet``).
+
+A file being written is profiled in one pass instead (``accumulate.py``); both compute the
+same per-column statistics, from which ``Plan`` makes the column profiles, chooses the
+columns to correlate and plans the histograms, and ``profile_dict`` assembles the result.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -71,7 +76,7 @@ EPOCH = dt.datetime(1970, 1, 1)
 
 
 @dataclass(frozen=True)
-class _Column:
+class Column:
     index: int
     name: str
     kind: str
@@ -105,12 +110,21 @@ def profile_parquet(path: str | os.PathLike, *, sample_rows: int = 20) -> dict:
     """
     path = os.fspath(path)
     schema, num_rows = _read_schema(path)
-    columns = [_Column(i, f.name, arrow_kind(f.type), f.type) for i, f in enumerate(schema)]
+    columns = table_columns(schema)
     exact_distinct = num_rows <= EXACT_DISTINCT_MAX_ROWS
     try:
         scan = _scan(path, columns, exact_distinct, MEMORY_LIMIT)
     except duckdb.OutOfMemoryException:
         scan = _scan(path, columns, exact_distinct, FALLBACK_MEMORY_LIMIT)
+    return profile_dict(scan, path, sample_rows)
+
+
+def table_columns(schema: pa.Schema) -> list[Column]:
+    return [Column(i, f.name, arrow_kind(f.type), f.type) for i, f in enumerate(schema)]
+
+
+def profile_dict(scan: Scan, path: str | os.PathLike, sample_rows: int) -> dict:
+    """The profile of a scanned file, as ``profile_parquet`` returns it."""
     return {
         "summary": _summary(scan.stats["rows"], scan.stats["duplicates"], scan.profiles),
         "columns": scan.profiles,
@@ -127,12 +141,12 @@ def profile_parquet(path: str | os.PathLike, *, sample_rows: int = 20) -> dict:
 class _Selection:
     """The columns a pairwise measure uses, out of those that qualified for it."""
 
-    eligible: list[_Column]
+    eligible: list[Column]
     limit: int
     rule: str
 
     @property
-    def chosen(self) -> list[_Column]:
+    def chosen(self) -> list[Column]:
         return self.eligible[: self.limit]
 
     def describe(self) -> dict:
@@ -146,7 +160,7 @@ class _Selection:
 
 
 @dataclass(frozen=True)
-class _Scan:
+class Scan:
     stats: dict
     profiles: list[dict]
     pearson: _Selection
@@ -154,19 +168,56 @@ class _Scan:
     contingency: dict
 
 
-def _scan(path: str, columns: list[_Column], exact_distinct: bool, memory_limit: str) -> _Scan:
-    """Both passes over the file."""
-    with _connect(memory_limit) as con:
-        stats = _first_pass(con, path, columns, exact_distinct)
+@dataclass(frozen=True)
+class Plan:
+    """What the per-column statistics decide: the column profiles so far, the columns each
+    pairwise measure uses, and the histogram bins. ``stats`` holds the statistics keyed as
+    ``_column_exprs`` names them (plus ``"rows"`` and ``"duplicates"``)."""
+
+    columns: list[Column]
+    stats: dict
+    profiles: list[dict]
+    pearson: _Selection
+    cramers_v: _Selection
+    bins: dict[int, _Bins]
+
+    @staticmethod
+    def of(columns: list[Column], stats: dict, exact_distinct: bool) -> Plan:
         profiles = [_column_profile(c, stats, exact_distinct) for c in columns]
         pearson = _Selection(_pearson_columns(columns, profiles), MAX_PEARSON_COLUMNS, PEARSON_RULE)
         cramers_v = _Selection(_cramers_v_columns(columns, profiles, stats), MAX_CRAMERS_V_COLUMNS, CRAMERS_V_RULE)
-        _second_pass(con, path, columns, profiles, stats, pearson.chosen)
-        contingency = _contingency(con, path, cramers_v.chosen)
-    return _Scan(stats, profiles, pearson, cramers_v, contingency)
+        bins = {c.index: b for c in columns if (b := _Bins.plan(c, _raw_range(c, stats))) is not None}
+        return Plan(columns, stats, profiles, pearson, cramers_v, bins)
+
+    def counts_all_values(self, column: Column) -> bool:
+        """Whether a text column is few-valued enough for all its counts in one aggregate."""
+        return self.profiles[column.index]["distinct"] <= FULL_COUNT_MAX_DISTINCT
+
+    def fill(self, result: dict) -> None:
+        """Put the histogram bin counts (``(i, "histogram")``: ``[{"key": bin, "value":
+        count}]``), the text columns' value counts (``(i, "top")``, the same shape) and the
+        Pearson coefficients (``("corr", i, j)``) of ``result`` in place."""
+        self.stats.update({key: value for key, value in result.items() if isinstance(key, tuple) and key[0] == "corr"})
+        for index, bins in self.bins.items():
+            self.profiles[index]["histogram"] = bins.histogram(self.columns[index], result[(index, "histogram")])
+        for column in self.columns:
+            if column.kind == "text":
+                self.profiles[column.index]["top_values"] = _top_values(result[(column.index, "top")], str)
+
+    def scan(self, contingency: dict) -> Scan:
+        return Scan(self.stats, self.profiles, self.pearson, self.cramers_v, contingency)
 
 
-def _batches(columns: list[_Column]) -> list[list[_Column]]:
+def _scan(path: str, columns: list[Column], exact_distinct: bool, memory_limit: str) -> Scan:
+    """Both passes over the file."""
+    with connect(memory_limit) as con:
+        plan = Plan.of(columns, _first_pass(con, path, columns, exact_distinct), exact_distinct)
+        plan.fill(_second_pass(con, path, plan))
+        contingency = contingency_cells(con, path, plan.cramers_v.chosen)
+    return plan.scan(contingency)
+
+
+def _batches(columns: list[Column]) -> list[list[Column]]:
     """The columns in query-sized groups; one empty group for a file without columns, so
     that its table-wide aggregates still run."""
     return [columns[k : k + COLUMNS_PER_QUERY] for k in range(0, len(columns), COLUMNS_PER_QUERY)] or [[]]
@@ -210,7 +261,7 @@ def _read_schema(path: str) -> tuple[pa.Schema, int]:
 
 
 @contextmanager
-def _connect(memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(memory_limit: str) -> Iterator[duckdb.DuckDBPyConnection]:
     """A fresh in-memory DuckDB connection that may spill to a private temp folder."""
     threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     with tempfile.TemporaryDirectory(prefix="dataplat-profile-") as spill:
@@ -237,7 +288,7 @@ def _aggregate(con, path: str, exprs: dict[Any, str]) -> dict:
     return dict(zip(exprs, row))
 
 
-def _first_pass(con, path: str, columns: list[_Column], exact_distinct: bool) -> dict:
+def _first_pass(con, path: str, columns: list[Column], exact_distinct: bool) -> dict:
     batches = _batches(columns)
     # The table-wide aggregates ride along with the first query.
     table_exprs: dict[Any, str] = {"rows": "count(*)"}
@@ -245,7 +296,7 @@ def _first_pass(con, path: str, columns: list[_Column], exact_distinct: bool) ->
     # lower bound on the distinct rows (and the duplicate count an upper bound), off only
     # with negligible probability.
     if len(batches) == 1 and columns:
-        table_exprs["distinct_rows"] = f"count(DISTINCT {_row_hash(columns)})"
+        table_exprs["distinct_rows"] = _distinct_rows_sql(columns)
     stats: dict = {}
     for k, batch in enumerate(batches):
         exprs = dict(table_exprs) if k == 0 else {}
@@ -258,11 +309,23 @@ def _first_pass(con, path: str, columns: list[_Column], exact_distinct: bool) ->
     return stats
 
 
-def _row_hash(columns: list[_Column]) -> str:
+def distinct_rows(con, path: str, columns: list[Column]) -> int:
+    """The distinct rows of the file (as ``_first_pass`` counts them), in a pass of its own."""
+    batches = _batches(columns)
+    if len(batches) > 1:
+        return _distinct_rows_by_parts(con, path, batches)
+    return _aggregate(con, path, {"distinct_rows": _distinct_rows_sql(columns)})["distinct_rows"]
+
+
+def _distinct_rows_sql(columns: list[Column]) -> str:
+    return f"count(DISTINCT {_row_hash(columns)})"
+
+
+def _row_hash(columns: list[Column]) -> str:
     return "hash(" + ", ".join(c.sql for c in columns) + ")"
 
 
-def _distinct_rows_by_parts(con, path: str, batches: list[list[_Column]]) -> int:
+def _distinct_rows_by_parts(con, path: str, batches: list[list[Column]]) -> int:
     """The distinct rows of a wide table. A scan of all its columns at once holds a page of
     every column per thread (gigabytes at 2,000 columns), so the row hash is built one
     batch of columns at a time, each batch's hash folded into the running one by position
@@ -279,7 +342,7 @@ def _distinct_rows_by_parts(con, path: str, batches: list[list[_Column]]) -> int
     return distinct
 
 
-def _column_exprs(column: _Column, exact_distinct: bool) -> dict[Any, str]:
+def _column_exprs(column: Column, exact_distinct: bool) -> dict[Any, str]:
     i, q, v = column.index, column.sql, column.value_sql
     distinct = f"count(DISTINCT {q})" if exact_distinct else f"approx_count_distinct({q})"
     exprs = {(i, "count"): f"count({q})", (i, "distinct"): distinct}
@@ -303,7 +366,7 @@ def _column_exprs(column: _Column, exact_distinct: bool) -> dict[Any, str]:
     return exprs
 
 
-def _column_profile(column: _Column, stats: dict, exact_distinct: bool) -> dict:
+def _column_profile(column: Column, stats: dict, exact_distinct: bool) -> dict:
     i, rows = column.index, stats["rows"]
     count = stats[(i, "count")]
     profile = {
@@ -330,7 +393,7 @@ def _column_profile(column: _Column, stats: dict, exact_distinct: bool) -> dict:
     return profile
 
 
-def _number_stats(column: _Column, stats: dict) -> dict:
+def _number_stats(column: Column, stats: dict) -> dict:
     i = column.index
     quantiles = stats[(i, "quantiles")] or [None] * len(QUANTILES)
     low, high = _finite(stats[(i, "min")]), _finite(stats[(i, "max")])
@@ -347,37 +410,30 @@ def _number_stats(column: _Column, stats: dict) -> dict:
     return numbers
 
 
-def _second_pass(con, path: str, columns: list[_Column], profiles: list[dict], stats: dict,
-                 pearson: list[_Column]) -> None:
-    """Fill in histograms and top values; add the Pearson coefficients to ``stats``."""
+def _second_pass(con, path: str, plan: Plan) -> dict:
+    """The histogram bin counts, the text columns' value counts and the Pearson
+    coefficients, keyed for ``Plan.fill``."""
     # The pairs ride along with the first query.
     pair_exprs = {
         ("corr", a.index, b.index): f"corr({a.value_sql}::DOUBLE, {b.value_sql}::DOUBLE)"
-        for a, b in itertools.combinations(pearson, 2)
+        for a, b in itertools.combinations(plan.pearson.chosen, 2)
     }
-    bins = {c.index: _Bins.plan(c, _raw_range(c, stats)) for c in columns}
     result: dict = {}
-    for k, batch in enumerate(_batches(columns)):
+    for k, batch in enumerate(_batches(plan.columns)):
         exprs = dict(pair_exprs) if k == 0 else {}
         for column in batch:
-            if bins[column.index] is not None:
-                exprs[(column.index, "histogram")] = bins[column.index].sql(column)
-            if column.kind == "text" and profiles[column.index]["distinct"] <= FULL_COUNT_MAX_DISTINCT:
+            if column.index in plan.bins:
+                exprs[(column.index, "histogram")] = plan.bins[column.index].sql(column)
+            if column.kind == "text" and plan.counts_all_values(column):
                 exprs[(column.index, "top")] = f"map_entries(histogram({column.value_sql}))"
         result.update(_aggregate(con, path, exprs))
-    stats.update({key: value for key, value in result.items() if isinstance(key, tuple) and key[0] == "corr"})
-    many_valued = [c for c in columns if c.kind == "text" and (c.index, "top") not in result]
+    many_valued = [c for c in plan.columns if c.kind == "text" and (c.index, "top") not in result]
     for batch in _batches(many_valued):
-        result.update(_top_counts(con, path, batch))
-    for column in columns:
-        if bins[column.index] is not None:
-            entries = result[(column.index, "histogram")]
-            profiles[column.index]["histogram"] = bins[column.index].histogram(column, entries)
-        if column.kind == "text":
-            profiles[column.index]["top_values"] = _top_values(result[(column.index, "top")], str)
+        result.update(top_counts(con, path, batch))
+    return result
 
 
-def _contingency(con, path: str, columns: list[_Column]) -> dict[tuple[str, str], list[tuple]]:
+def contingency_cells(con, path: str, columns: list[Column]) -> dict[tuple[str, str], list[tuple]]:
     """The (a, b, count) cells of every pair of ``columns``, in one scan. Grouping sets
     spill to disk like any GROUP BY; one ``histogram`` of pairs per pair did not, and 45
     pairs of 100,000 rows exhausted the memory limit."""
@@ -399,7 +455,7 @@ def _contingency(con, path: str, columns: list[_Column]) -> dict[tuple[str, str]
     return cells
 
 
-def _top_counts(con, path: str, columns: list[_Column]) -> dict:
+def top_counts(con, path: str, columns: list[Column]) -> dict:
     """The exact top values of many-valued text columns: a GROUP BY per column, all in one
     statement. approx_top_k was no cheaper, and on flat distributions it missed the true
     top values (125 shown where the top count was 146, on 100k values over 10M rows); a
@@ -418,7 +474,7 @@ def _top_counts(con, path: str, columns: list[_Column]) -> dict:
     return counts
 
 
-def _raw_range(column: _Column, stats: dict) -> tuple[float, float] | None:
+def _raw_range(column: Column, stats: dict) -> tuple[float, float] | None:
     """The finite (min, max) in the units the histogram is binned in (µs for times)."""
     if column.kind not in NUMBER_KINDS and column.kind not in TIME_KINDS:
         return None
@@ -437,7 +493,7 @@ class _Bins:
     count: int
 
     @staticmethod
-    def plan(column: _Column, value_range: tuple | None) -> _Bins | None:
+    def plan(column: Column, value_range: tuple | None) -> _Bins | None:
         if value_range is None:
             return None
         low, high = value_range
@@ -449,7 +505,7 @@ class _Bins:
         width = unit * math.ceil(units / HISTOGRAM_BINS)
         return _Bins(low, width, math.ceil((high - low + unit) / width))
 
-    def sql(self, column: _Column) -> str:
+    def sql(self, column: Column) -> str:
         value = f"{column.value_sql}::DOUBLE"
         where = f"isfinite({value})" if column.kind == "float" else f"{value} IS NOT NULL"
         if self.width == 0:
@@ -459,7 +515,22 @@ class _Bins:
             bin_sql = f"least(greatest({offset}, 0), {self.count - 1})::INTEGER"
         return f"map_entries(histogram({bin_sql}) FILTER (WHERE {where}))"
 
-    def histogram(self, column: _Column, entries: list[dict]) -> dict:
+    def counts(self, values: np.ndarray, *, all_finite: bool = False) -> np.ndarray:
+        """The bin counts of ``values`` (DOUBLE, NaN where missing), with the arithmetic of
+        ``sql`` (IEEE doubles, so each value falls in the same bin); ``all_finite`` skips
+        the filter where no value can be missing, NaN or infinite."""
+        if self.width == 0:
+            return np.array([len(values) if all_finite else np.count_nonzero(np.isfinite(values))])
+        bins = np.subtract(values, self.low)
+        np.divide(bins, self.width, out=bins)
+        # floor() then the clamp of ``sql``, in the other order: once clamped to [0, count - 1]
+        # a bin is non-negative, and the cast's truncation is its floor.
+        np.clip(bins, 0, self.count - 1, out=bins)
+        if not all_finite:
+            bins = bins[np.isfinite(values)]
+        return np.bincount(bins.astype(np.intp), minlength=self.count)
+
+    def histogram(self, column: Column, entries: list[dict]) -> dict:
         counts = [0] * self.count
         for entry in entries or []:
             counts[entry["key"]] = entry["value"]
@@ -469,13 +540,13 @@ class _Bins:
         return {"edges": [float(edge) for edge in edges], "counts": counts}
 
 
-def _pearson_columns(columns: list[_Column], profiles: list[dict]) -> list[_Column]:
+def _pearson_columns(columns: list[Column], profiles: list[dict]) -> list[Column]:
     """Numeric columns that vary: a constant or empty one correlates with nothing."""
     return [c for c in columns if c.kind in NUMBER_KINDS and profiles[c.index]["std"]]
 
 
-def _cramers_v_columns(columns: list[_Column], profiles: list[dict], stats: dict) -> list[_Column]:
-    def is_category(column: _Column) -> bool:
+def _cramers_v_columns(columns: list[Column], profiles: list[dict], stats: dict) -> list[Column]:
+    def is_category(column: Column) -> bool:
         # A column whose every value is unique is a key: its association is trivially 1.
         distinct = profiles[column.index]["distinct"]
         non_null = stats[(column.index, "count")]
@@ -484,7 +555,7 @@ def _cramers_v_columns(columns: list[_Column], profiles: list[dict], stats: dict
     return [c for c in columns if c.kind in CATEGORY_KINDS and is_category(c)]
 
 
-def _pearson(chosen: list[_Column], stats: dict) -> dict | None:
+def _pearson(chosen: list[Column], stats: dict) -> dict | None:
     if len(chosen) < 2:
         return None
     # Every chosen column varies, so each correlates fully with itself.
@@ -508,6 +579,9 @@ def _cramers_v_matrix(contingency: dict) -> dict | None:
 
 def cramers_v(cells: list[tuple[Any, Any, int]]) -> float | None:
     """Cramér's V (without bias correction) of a contingency table given as (a, b, count)."""
+    # DuckDB returns the cells in any order: summed in one order, the last digits are the
+    # same every time.
+    cells = sorted(cells, key=lambda cell: (repr(cell[0]), repr(cell[1])))
     rows: dict = {}
     cols: dict = {}
     for a, b, count in cells:
@@ -601,7 +675,7 @@ def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _iso(column: _Column, epoch_us: float | None) -> str | None:
+def _iso(column: Column, epoch_us: float | None) -> str | None:
     """ISO text for microseconds since the epoch (UTC for zoned timestamps)."""
     if epoch_us is None:
         return None
