@@ -79,10 +79,7 @@ def unsettled_mark(store: DatasetStore, current_version) -> dict | None:
         return None
     if current_version is None:
         return mark
-    run_id, at = store.made_current()
-    if at is None:  # a pointer from before runs were recorded in it
-        run_id, created = current_version.manifest.get("run_id"), current_version.manifest.get("created_at")
-        at = datetime.fromisoformat(created) if created else None
+    run_id, at = current_version.made_current
     if mark["run_id"] == run_id or (at is not None and datetime.fromisoformat(mark["at"]) <= at):
         return None
     return mark

@@ -59,39 +59,28 @@ class DatasetInfo:
 
 def dataset_infos(instance: InstanceGetter, project: Project, catalog: ProjectCatalog,
                   names: list[str] | None = None) -> list[DatasetInfo]:
-    """The datasets of the catalog (or only ``names``), in catalog order. ``instance`` is
-    called (once) only if some dataset's recorded state does not settle its status."""
+    """The datasets of the catalog (or only ``names``), in catalog order. ``instance`` (the
+    CLI's, made on first call) is called only where the recorded state does not settle one."""
     from dataplat_dagster.embeddings.status import embeddings_status
     from dataplat_dagster.quality.results import checks_summary
 
-    instance = _once(instance)
     wanted = [name for name in catalog.datasets if names is None or name in names]
     root = project_root(project.dir, catalog)
     stores = {name: DatasetStore(root, name) for name in wanted}
-    found = {name: _recorded(project, name, catalog.datasets[name], stores[name]) for name in wanted}
+    versions = {name: store.current() for name, store in stores.items()}  # one read of each pointer
+    found = {name: _recorded(project, name, catalog.datasets[name], stores[name], versions[name]) for name in wanted}
     unsettled = [name for name, info in found.items() if info is None]
     if unsettled:
         found.update(_from_instance(instance(), project, catalog, stores, unsettled))
     embeddings = embeddings_status(instance, project, catalog, wanted)
     return [replace(found[name], embeddings=embeddings[name],
-                           checks=checks_summary(instance, project.name, stores[name], catalog.dataset_checks(name)))
+                    checks=checks_summary(instance, project.name, stores[name], versions[name], catalog.dataset_checks(name)))
             for name in wanted]
 
 
-def _once(getter: InstanceGetter) -> InstanceGetter:
-    found = []
-
-    def instance():
-        if not found:
-            found.append(getter())
-        return found[0]
-
-    return instance
-
-
-def _recorded(project: Project, name: str, spec: DatasetSpec, store: DatasetStore) -> DatasetInfo | None:
-    """The dataset's info from the project's state alone, or None where it does not settle it."""
-    version = store.current()
+def _recorded(project: Project, name: str, spec: DatasetSpec, store: DatasetStore, version) -> DatasetInfo | None:
+    """The dataset's info from the project's state alone (``version``: its current one, or
+    None), or None where that does not settle it."""
     mark = run_marks.unsettled_mark(store, version)
     if mark is not None and mark["state"] != "failed":
         return None  # started, and not accounted for: in flight, or failed without a word yet
@@ -100,9 +89,7 @@ def _recorded(project: Project, name: str, spec: DatasetSpec, store: DatasetStor
     manifest = version.manifest if version is not None else {}
     if version is not None and "columns" not in manifest:
         return None  # written before manifests recorded what the list shows
-    made_by, made_at = store.made_current()
-    created = manifest.get("created_at")
-    at = made_at or (datetime.fromisoformat(created) if created else None)
+    made_by, at = version.made_current if version is not None else (None, None)
     failed = mark is not None
     return DatasetInfo(
         name=name, origin=spec.origin, status="failed" if failed else "ready",
@@ -111,7 +98,7 @@ def _recorded(project: Project, name: str, spec: DatasetSpec, store: DatasetStor
         created_at=spec.created_at.isoformat(timespec="seconds"),
         materialized_at=at.astimezone(timezone.utc).isoformat(timespec="seconds") if at else None,
         datasource=spec.datasource,
-        run_id=mark["run_id"] if failed else (made_by or manifest.get("run_id")),
+        run_id=mark["run_id"] if failed else made_by,
         asset_key=dataset_key(project.name, name), description=spec.description,
     )
 

@@ -372,10 +372,11 @@ class _StoredFiles:
 class DatasetVersion(_StoredFiles):
     """One immutable version of a dataset: its files and its manifest."""
 
-    def __init__(self, store: DatasetStore, id: str, manifest: dict | None = None):
+    def __init__(self, store: DatasetStore, id: str, manifest: dict | None = None, pointer: dict | None = None):
         self.store, self.id, self.root = store, id, store.root
         self.folder = store.folder if id == INITIAL_VERSION else store.folder / VERSIONS_FOLDER / id
         self._manifest = manifest
+        self._pointer = pointer or {}
 
     @property
     def manifest(self) -> dict:
@@ -387,6 +388,15 @@ class DatasetVersion(_StoredFiles):
     @property
     def state(self) -> dict:
         return self.manifest.get("state") or {}
+
+    @property
+    def made_current(self) -> tuple[str | None, datetime | None]:
+        """The run that made this version current, and when, as the pointer it was resolved
+        from records them (a rollback's run is not the run that wrote the version); else,
+        for a pointer written before it did, the manifest's run and time."""
+        at = self._pointer.get("at") or self.manifest.get("created_at")
+        run_id = self._pointer.get("run_id") if self._pointer.get("at") else self.manifest.get("run_id")
+        return run_id, datetime.fromisoformat(at) if at else None
 
     def _initial_manifest(self) -> dict:
         """What a dataset stored before versions existed says of itself: its Parquet's footer and time."""
@@ -439,7 +449,7 @@ class DatasetStore(_StoredFiles):
         """The current version, or None for a dataset with no stored data."""
         pointer = self._pointer()
         if pointer is not None:
-            return DatasetVersion(self, pointer["current"])
+            return DatasetVersion(self, pointer["current"], pointer=pointer)
         if (self.folder / DATA_FILE).exists():
             return DatasetVersion(self, INITIAL_VERSION)
         return None
@@ -493,14 +503,6 @@ class DatasetStore(_StoredFiles):
         versions, _ = self.versions()
         self._point(id, [v.id for v in versions], run_id)
         return version
-
-    def made_current(self) -> tuple[str | None, datetime | None]:
-        """The run that made the current version current, and when: the pointer records both
-        (a rollback's run is not the run that wrote the version); None for a pointer written
-        before it did, or for a store without versions."""
-        pointer = self._pointer() or {}
-        at = pointer.get("at")
-        return pointer.get("run_id"), datetime.fromisoformat(at) if at else None
 
     def _point(self, current: str, versions: list[str], run_id: str | None) -> None:
         pointer = {"current": current, "versions": versions, "run_id": run_id,

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from dataplat_dagster.catalog.models import CheckSpec, find_entry, named_checks
 from dataplat_dagster.catalog.registry import project_catalog, project_registry
 from dataplat_dagster.datasets import storage
-from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.errors import DataplatError
+from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.workspace import Project, Workspace
 
 TAG_DATASET = "dataplat/dataset"
@@ -90,7 +90,8 @@ def list_checks(instance, project: Project, dataset: str | None) -> list[dict]:
     found = []
     for name in names:
         checks = _dataset_checks(project, catalog, name)
-        results = last_results(instance, project.name, storage.DatasetStore(root, name), list(checks))
+        store = storage.DatasetStore(root, name)
+        results = last_results(instance, project.name, store, store.current(), list(checks))
         for check, spec in checks.items():
             found.append({"dataset": name, "name": check, "expectation": spec.expectation, "kwargs": spec.kwargs,
                           "severity": spec.severity,

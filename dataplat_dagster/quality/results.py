@@ -25,11 +25,11 @@ def record_result(store: DatasetStore, name: str, passed: bool, severity: str, d
     write_bytes(_path(store, name), json.dumps(result, default=str).encode())
 
 
-def last_results(instance, project_name: str, store: DatasetStore, names) -> dict[str, dict | None]:
+def last_results(instance, project_name: str, store: DatasetStore, version, names) -> dict[str, dict | None]:
     """The last completed evaluation of each check: {passed, severity, version, description,
-    run_id, timestamp, metadata}, or None where the check never ran. ``instance`` (a callable)
-    is called only for a version from before results were recorded."""
-    version = store.current()
+    run_id, timestamp, metadata}, or None where the check never ran. ``version`` is the
+    dataset's current one (or None); ``instance`` (a callable) is called only for a version
+    from before results were recorded."""
     if version is not None and "columns" not in version.manifest:
         from dataplat_dagster.quality.checks import instance_results
 
@@ -37,12 +37,12 @@ def last_results(instance, project_name: str, store: DatasetStore, names) -> dic
     return {name: _read(store, name) for name in names}
 
 
-def checks_summary(instance, project_name: str, store: DatasetStore, checks: dict) -> dict | None:
+def checks_summary(instance, project_name: str, store: DatasetStore, version, checks: dict) -> dict | None:
     """How the dataset's checks last went: {count, passed, failed, not_run, failed_checks};
     None for a dataset without checks."""
     if not checks:
         return None
-    results = last_results(instance, project_name, store, list(checks))
+    results = last_results(instance, project_name, store, version, list(checks))
     failed = [name for name, result in results.items() if result and not result["passed"]]
     not_run = [name for name, result in results.items() if result is None]
     return {"count": len(checks), "passed": len(checks) - len(failed) - len(not_run), "failed": len(failed),
