@@ -53,3 +53,44 @@ def test_an_instance_of_the_workspace_yaml_stores_and_reads_runs(tmp_path, monke
         event = instance.get_latest_materialization_event(AssetKey("numbers"))
         assert event.run_id == results[-1].run_id
         assert len(instance.get_runs()) == 2
+
+
+def test_databases_at_the_head_revision_skip_alembic_and_others_go_through_dagster(tmp_path, monkeypatch):
+    """A database stamped with the empty database's revision opens without alembic's check;
+    that revision is the one Dagster's check calls head, and a database stamped with any
+    other still goes through Dagster's ``from_local``."""
+    from dagster._core.storage.runs.sqlite import sqlite_run_storage
+    from dagster._core.storage.sql import check_alembic_revision, get_alembic_config
+    from sqlalchemy import create_engine
+
+    from dataplat_dagster import instance_storage
+
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_YAML)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+
+    @asset
+    def numbers():
+        return [1, 2, 3]
+
+    with DagsterInstance.get() as instance:
+        assert materialize([numbers], instance=instance).success
+    runs_db, event_logs = tmp_path / "history" / "runs.db", str(tmp_path / "history" / "runs")
+    with create_engine(f"sqlite:///{runs_db}").connect() as connection:
+        _, head = check_alembic_revision(get_alembic_config(sqlite_run_storage.__file__), connection)
+    assert instance_storage._revision(instance_storage._empty_database(event_logs)) == head
+    assert instance_storage._at_head(str(runs_db), event_logs)
+
+    checked = []
+    original = sqlite_run_storage.SqliteRunStorage.from_local.__func__
+    monkeypatch.setattr(sqlite_run_storage.SqliteRunStorage, "from_local",
+                        classmethod(lambda cls, base_dir, inst_data=None: checked.append(base_dir) or original(cls, base_dir, inst_data)))
+    with DagsterInstance.get() as instance:
+        assert len(instance.get_runs()) == 1
+    assert checked == []
+
+    with sqlite3.connect(runs_db) as db:
+        db.execute("UPDATE alembic_version SET version_num = 'an-older-one'")
+    assert not instance_storage._at_head(str(runs_db), event_logs)
+    with DagsterInstance.get() as instance:
+        assert len(instance.get_runs()) == 1
+    assert checked == [str(tmp_path / "history") + "/"]

@@ -43,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 
 from dataplat_dagster.profile import stats
+from dataplat_dagster.profile.buffers import fixed_width_values, floats_with_nan
 from dataplat_dagster.profile.columns import BooleanState, ColumnState, NumberState, TextState, TimeState
 from dataplat_dagster.profile.hashes import value_hashes
 from dataplat_dagster.profile.pairs import PairMoments
@@ -148,7 +149,7 @@ class ProfileAccumulator:
         table = cursor.from_arrow(batch).select(self._hash_query).to_arrow_table()
         for name, column in zip(table.column_names, table.columns):
             if name.startswith("h"):
-                hashes[int(name[1:])] = column.to_numpy()
+                hashes[int(name[1:])] = fixed_width_values(column.combine_chunks())
         doubles = {int(name[1:]): column.combine_chunks() for name, column in zip(table.column_names, table.columns)
                    if name.startswith("x")}
         return hashes, doubles
@@ -233,7 +234,7 @@ def _histograms(con, path: str, plan: stats.Plan) -> dict:
 
     def count(batch: pa.RecordBatch, index: int) -> np.ndarray:
         column = batch.column(f"v{index}")
-        values = column.to_numpy(zero_copy_only=False)
+        values = floats_with_nan(column)
         complete = column.null_count == 0 and plan.columns[index].kind != "float"
         return plan.bins[index].counts(values, all_finite=complete)
 

@@ -16,7 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from dataplat_dagster.profile import hll, stats
-from dataplat_dagster.profile.hashes import fixed_width_values, unique_sorted, value_hashes
+from dataplat_dagster.profile.buffers import fixed_width_values, int64_array, valid_mask
+from dataplat_dagster.profile.hashes import unique_sorted, value_hashes
 from dataplat_dagster.profile.pairs import PairInput
 
 DAY_US = stats.DAY_US
@@ -218,7 +219,7 @@ class BooleanPart(Part):
 
 class BooleanState(ColumnState):
     # DuckDB's hashes of false and true, in this (ascending) order.
-    HASHES = value_hashes(pa.array([False, True]))
+    HASHES = value_hashes(pa.Array.from_buffers(pa.bool_(), 2, [None, pa.py_buffer(b"\x02")]))
 
     def __init__(self, column: stats.Column) -> None:
         super().__init__(column)
@@ -274,7 +275,7 @@ class TextState(ColumnState):
         self.counted = True
         self.hashes = np.empty(0, np.uint64)
         self.counts = np.empty(0, np.int64)
-        self.values = pa.nulls(0, column.arrow_type)  # pa.array would import pandas (0.4 s)
+        self.values = pa.nulls(0, column.arrow_type)  # not pa.array: see buffers.py
 
     def summarize(self, array, hashes, doubles, exact, priorities) -> TextPart:
         valid = _valid(array)
@@ -285,7 +286,7 @@ class TextState(ColumnState):
             distinct, counts = _run_lengths(np.sort(present))
             at, found = _locate(distinct, known)
             first = _first_positions(present, distinct[~found])
-            new_values = array.take(pa.array(first if valid is None else np.flatnonzero(valid)[first]))
+            new_values = array.take(int64_array(first if valid is None else np.flatnonzero(valid)[first]))
             counted, measured = TextCounts(known, distinct, counts, at, found, new_values), new_values
         else:
             distinct, counted, measured = unique_sorted(present), None, array
@@ -311,7 +312,7 @@ class TextState(ColumnState):
         chosen = np.arange(len(self.counts))
         if len(self.counts) > top:  # every value as frequent as the tenth, for its ties
             chosen = np.flatnonzero(self.counts >= np.partition(self.counts, -top)[-top])
-        table = pa.table({"value": self.values.take(pa.array(chosen)), "count": self.counts[chosen]})
+        table = pa.table({"value": self.values.take(int64_array(chosen)), "count": int64_array(self.counts[chosen])})
         table = table.sort_by([("count", "descending"), ("value", "ascending")]).slice(0, top)
         return [{"key": value, "value": count} for value, count in zip(*table.to_pydict().values())]
 
@@ -325,9 +326,9 @@ class TextState(ColumnState):
             merged = np.concatenate([self.hashes, new])
             order = np.argsort(merged, kind="stable")
             unknown = batch.hashes[~batch.found]  # a superset of ``new``, in the order of new_values
-            new_values = batch.new_values.take(pa.array(np.searchsorted(unknown, new)))
+            new_values = batch.new_values.take(int64_array(np.searchsorted(unknown, new)))
             self.counts = np.concatenate([self.counts, batch.counts[~found]])[order]
-            self.values = pa.concat_arrays([self.values, new_values]).take(pa.array(order))
+            self.values = pa.concat_arrays([self.values, new_values]).take(int64_array(order))
             self.hashes = merged[order]
         if len(self.hashes) > TEXT_COUNT_MAX_VALUES or self.values.nbytes > TEXT_COUNT_MAX_BYTES:
             self._give_up_counting()
@@ -426,7 +427,7 @@ class Sample:
 
 def _valid(array: pa.Array) -> np.ndarray | None:
     """Where the array has a value; None when it has one everywhere."""
-    return None if array.null_count == 0 else np.asarray(array.is_valid())
+    return None if array.null_count == 0 else valid_mask(array)
 
 
 def _both(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:

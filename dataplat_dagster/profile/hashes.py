@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from dataplat_dagster.profile.buffers import boolean_values, fixed_width_values, valid_mask
+
 _MULTIPLIER = np.uint64(0xD6E8FEB86659FD93)
 _NULL_HASH = np.uint64(0xBF58476D1CE4E5B9)
 _SHIFT = np.uint64(32)
@@ -29,7 +31,7 @@ def value_hashes(array: pa.Array) -> np.ndarray | None:
     bits *= _MULTIPLIER
     bits ^= bits >> _SHIFT
     if array.null_count:
-        bits[~np.asarray(array.is_valid())] = _NULL_HASH
+        bits[~valid_mask(array)] = _NULL_HASH
     return bits
 
 
@@ -37,7 +39,7 @@ def _bits(array: pa.Array) -> np.ndarray | None:
     """The bits DuckDB hashes, as uint64 (a new array)."""
     arrow_type = array.type
     if pa.types.is_boolean(arrow_type):
-        return np.asarray(array.fill_null(False)).astype(np.uint64)
+        return (boolean_values(array) & valid_mask(array)).astype(np.uint64)
     if pa.types.is_floating(arrow_type) and arrow_type.bit_width in (32, 64):
         values = fixed_width_values(array)
         values = np.where(np.isnan(values), values.dtype.type("nan"), values + values.dtype.type(0))
@@ -49,20 +51,6 @@ def _bits(array: pa.Array) -> np.ndarray | None:
         # Narrower signed values are widened to 32 bits with their sign, then to 64 without.
         return values.astype(np.int32).view(np.uint32).astype(np.uint64)
     return None
-
-
-def fixed_width_values(array: pa.Array) -> np.ndarray:
-    """The values buffer of a fixed-width array, without a copy (anything in missing slots)."""
-    arrow_type = array.type
-    if pa.types.is_date32(arrow_type):
-        dtype = np.dtype(np.int32)
-    elif pa.types.is_timestamp(arrow_type):
-        dtype = np.dtype(np.int64)
-    else:
-        dtype = np.dtype(arrow_type.to_pandas_dtype())
-    if not len(array):
-        return np.empty(0, dtype)
-    return np.frombuffer(array.buffers()[1], dtype, len(array), array.offset * dtype.itemsize)
 
 
 def unique_sorted(hashes: np.ndarray) -> np.ndarray:

@@ -23,7 +23,8 @@ import numpy as np
 import pyarrow as pa
 
 from dataplat_dagster.profile import stats
-from dataplat_dagster.profile.hashes import fixed_width_values, fold_row_hashes, unique_sorted
+from dataplat_dagster.profile.buffers import fixed_width_values
+from dataplat_dagster.profile.hashes import fold_row_hashes, unique_sorted
 from dataplat_dagster.profile.spill import SpillFolder
 
 BUCKETS = 64
