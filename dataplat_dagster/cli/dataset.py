@@ -51,11 +51,19 @@ def dataset_import(ctx: CliContext, path: Path | None, name: str, datasource: st
         raise click.UsageError("Give the file to import (PATH), or --datasource DS for a snapshot of a datasource.")
     if full_refresh:
         raise click.UsageError("--full-refresh applies to snapshots of a datasource (--datasource DS).")
-    from dataplat_dagster.datasets.importing import start_import
+    from dataplat_dagster.datasets.upload import begin_upload
 
     _repair(ctx)
-    project, instance = ctx.project, ctx.instance()
-    started = start_import(instance, ctx.workspace, project, name, path, options, replace=replace,
+    # The file is copied into storage on a thread while Dagster is imported and its instance opened.
+    upload = begin_upload(ctx.project, name, path, replace=replace)
+    try:
+        from dataplat_dagster.datasets.importing import start_import
+
+        instance = ctx.instance()
+    except BaseException:
+        upload.discard()
+        raise
+    started = start_import(instance, ctx.workspace, ctx.project, name, upload, path, options, replace=replace,
                            profile=not no_profile, wait=not no_wait)
     dialect = started.dialect
     if not as_json:

@@ -202,7 +202,7 @@ def import_into_dataset(context: OpExecutionContext, project: Project, root: UPa
     from dataplat_dagster.datasets.assets import materialize_dataset
     from dataplat_dagster.ingest.detect import detect_dialect
     from dataplat_dagster.ingest.dialect import CsvOverrides
-    from dataplat_dagster.datasets.importing import stage_upload
+    from dataplat_dagster.datasets.upload import stage_upload
     from dataplat_dagster.workspace import check_name
 
     name = config.name or sanitized_name(config.path)
@@ -285,7 +285,7 @@ def import_into_image_folder(context: OpExecutionContext, project: Project, root
     """A zip of images goes in as an image folder, as `dataplat image-folder import` does."""
     from dataplat_dagster.catalog.models import ImageFolderSpec
     from dataplat_dagster.catalog.registry import Registry, project_catalog
-    from dataplat_dagster.datasets.importing import stage_upload
+    from dataplat_dagster.datasets.upload import stage_upload
     from dataplat_dagster.images.assets import ImageFolderImportConfig, image_folder_store, materialize_image_folder
     from dataplat_dagster.keys import image_folder_key
 

@@ -1,9 +1,11 @@
 """Importing an uploaded flat file, or a snapshot of a datasource, as a dataset, as a Dagster run.
 
-1. Detect the dialect in the calling process, so that a file that cannot be read (empty,
+1. Check the name and the file, and start copying the file into the dataset's storage
+   folder under a fresh ``raw/<id>/`` name (``upload``: on a thread, while the command
+   loads Dagster).
+2. Detect the dialect in the calling process, so that a file that cannot be read (empty,
    binary, a zip without exactly one table, undecodable) is refused before anything is
-   registered or copied.
-2. Stage the raw file in the dataset's storage folder under a fresh ``raw/<id>/`` name.
+   registered; its copy is removed.
 3. A new dataset is registered in the project's run-time registry (so its asset exists in
    the code location), and a running webserver is asked to reload the location.
 4. Hand the run to Dagster (``runs.submit``), its config naming the staged upload.
@@ -17,8 +19,6 @@ connector when it runs. A new snapshot dataset is registered with origin ``datas
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,13 +29,14 @@ from dataplat_dagster.catalog import DatasetSpec
 from dataplat_dagster.catalog.models import CsvOptions, find_entry
 from dataplat_dagster.catalog.registry import Registry, project_catalog
 from dataplat_dagster.connectors.base import connector_tags
-from dataplat_dagster.datasets import lifecycle, storage
+from dataplat_dagster.datasets import lifecycle
 from dataplat_dagster.keys import dataset_key
 from dataplat_dagster.ingest.detect import detect_dialect
 from dataplat_dagster.ingest.dialect import CsvOverrides, Dialect
 from dataplat_dagster.datasets.storage import DatasetStore, project_root
+from dataplat_dagster.datasets.upload import PendingUpload
 from dataplat_dagster.definitions import DATASETS_JOB
-from dataplat_dagster.errors import DataplatError, InputError
+from dataplat_dagster.errors import DataplatError
 from dataplat_dagster.workspace import Project, Workspace, check_name
 
 TAG_ACTION = "dataplat/action"
@@ -54,6 +55,7 @@ def start_import(
     workspace: Workspace,
     project: Project,
     name: str,
+    upload: PendingUpload,
     file: Path,
     options: CsvOptions,
     *,
@@ -61,39 +63,33 @@ def start_import(
     profile: bool = True,
     wait: bool = True,
 ) -> StartedImport:
-    check_name("dataset", name)
-    if not file.is_file():
-        raise InputError(f"{file} does not exist or is not a file. Check the path of the file to import.")
-    catalog = project_catalog(project)
-    existing = catalog.datasets.get(name)
-    if existing and not replace:
-        raise DataplatError(
-            f"A dataset named {name!r} already exists in project {project.name!r}. Choose another "
-            "--name, or pass --replace to import this file as its new version."
-        )
-    if existing and existing.origin != "file_upload":
-        raise DataplatError(
-            f"Dataset {name!r} comes from a {existing.origin.replace('_', ' ')}, not a file upload; "
-            "it cannot be replaced by a file. Import the file under another --name."
-        )
-    dialect = detect_dialect(file, CsvOverrides(**options.model_dump()))
-    root = project_root(project.dir, catalog)
-    store, registry = DatasetStore(root, name), Registry(root)
-    upload = stage_upload(store, file)
+    """Start the import of ``file`` as dataset ``name``, its copy into storage under way
+    (``upload.begin_upload``, which checked the name and the file): detect its dialect,
+    register a new dataset, and submit the run once the copy is whole. The copy is removed
+    if the run is not submitted."""
+    store = upload.store
+    try:
+        existing = project_catalog(project).datasets.get(name)
+        dialect = detect_dialect(file, CsvOverrides(**options.model_dump()))
+        staged = upload.result()
+    except BaseException:
+        upload.discard()
+        raise
+    registry = Registry(store.root)
     if not existing:
-        _register(registry, name, DatasetSpec(origin="file_upload"), lambda: lifecycle.remove_upload(store, upload))
-    op_config = {"profile": profile, "dialect": json.dumps(dialect.to_json()), "upload": upload,
+        _register(registry, name, DatasetSpec(origin="file_upload"), lambda: lifecycle.remove_upload(store, staged))
+    op_config = {"profile": profile, "dialect": json.dumps(dialect.to_json()), "upload": staged,
                  **options.model_dump(exclude_none=True)}
     tags = _tags("import", name, unregister=wait and not existing)
     try:
         warning = webserver.notify_catalog_changed(workspace.root, project.name) if not existing else None
         run_id = _submit(instance, workspace, project, name, op_config, tags, wait)
     except BaseException:
-        lifecycle.remove_upload(store, upload)
+        lifecycle.remove_upload(store, staged)
         if not existing:
             _unregister(registry, store)
         raise
-    return StartedImport(run_id, dialect, upload, warning)
+    return StartedImport(run_id, dialect, staged, warning)
 
 
 def start_snapshot(
@@ -180,14 +176,3 @@ def _register(registry: Registry, name: str, spec: DatasetSpec, undo) -> None:
 def _unregister(registry: Registry, store: DatasetStore) -> None:
     registry.remove_dataset(store.name)
     store.delete()
-
-
-def stage_upload(store: DatasetStore, file: Path) -> str:
-    """Copy the upload to ``raw/<id>/<file name>`` in the dataset's storage folder; returns
-    that relative name (the run's ``upload`` config)."""
-    relative = f"{storage.RAW_FOLDER}/{uuid.uuid4().hex[:12]}/{file.name}"
-    with store.staging() as tmp:
-        copy = tmp / file.name
-        shutil.copyfile(file, copy)
-        store.publish(copy, relative)
-    return relative

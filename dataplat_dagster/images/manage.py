@@ -24,7 +24,8 @@ from dataplat_dagster import runs, webserver
 from dataplat_dagster.catalog.models import ImageFolderSpec
 from dataplat_dagster.catalog.registry import Registry, project_catalog
 from dataplat_dagster.datasets import lifecycle
-from dataplat_dagster.datasets.importing import TAG_ACTION, run_op_config, stage_upload
+from dataplat_dagster.datasets.importing import TAG_ACTION, run_op_config
+from dataplat_dagster.datasets.upload import stage_upload
 from dataplat_dagster.datasets.status import materialized_at, metadata_value, run_status
 from dataplat_dagster.datasets.storage import DatasetStore, project_root
 from dataplat_dagster.definitions import DATASETS_JOB
