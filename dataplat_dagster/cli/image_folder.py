@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from dataplat_dagster.catalog.registry import project_catalog
 from dataplat_dagster.cli.catalog_entries import catalog_changed
 from dataplat_dagster.cli.context import CliContext, pass_context
 from dataplat_dagster.cli.output import confirm_delete, human_count, human_size, plural, print_json, print_table, report, wait_for_run, warn
@@ -35,7 +36,8 @@ def image_folder_import(ctx: CliContext, source: Path, name: str, skip_invalid: 
     """Import SOURCE (a .zip of images, or a folder of images) as image folder NAME, as a Dagster run."""
     if datasource or connector:
         raise click.UsageError(NO_SOURCES)
-    from dataplat_dagster.images.manage import after_failed_run, image_folder_infos, start_image_import
+    from dataplat_dagster.images.manage import after_failed_run, start_image_import
+    from dataplat_dagster.images.status import image_folder_infos
 
     instance = ctx.instance()
     run_id, warning = start_image_import(instance, ctx.workspace, ctx.project, name, source, replace=replace,
@@ -59,7 +61,7 @@ def image_folder_import(ctx: CliContext, source: Path, name: str, skip_invalid: 
             f"Import of {source.name} as image folder {name!r} failed (run {outcome.run_id}): {reason}"
             + (" The previous version of the image folder is unchanged." if replace else " Nothing was registered.")
         )
-    info = image_folder_infos(instance, ctx.project, [name])[0]
+    info = image_folder_infos(lambda: instance, ctx.project, project_catalog(ctx.project), [name])[0]
     report(as_json, info.to_json(),
             f"Image folder {name!r} is ready: {plural(info.images, 'image')} in {plural(info.labels, 'label')}, "
             f"{human_size(info.size_bytes)} (run {outcome.run_id}).")
@@ -71,9 +73,10 @@ def image_folder_import(ctx: CliContext, source: Path, name: str, skip_invalid: 
 @pass_context
 def image_folder_list(ctx: CliContext, search: str | None, as_json: bool) -> None:
     """List the project's image folders with their status, images and labels."""
-    from dataplat_dagster.images.manage import image_folder_infos
+    from dataplat_dagster.images.status import image_folder_infos
 
-    infos = [i for i in image_folder_infos(ctx.instance(), ctx.project) if not search or search.lower() in i.name.lower()]
+    catalog = project_catalog(ctx.project)
+    infos = [i for i in image_folder_infos(ctx.instance, ctx.project, catalog) if not search or search.lower() in i.name.lower()]
     if as_json:
         print_json([i.to_json() for i in infos])
         return
@@ -93,12 +96,12 @@ def image_folder_list(ctx: CliContext, search: str | None, as_json: bool) -> Non
 @pass_context
 def image_folder_show(ctx: CliContext, name: str, as_json: bool) -> None:
     """Show what image folder NAME holds: labels, formats, sizes, dimensions, duplicates, skipped members."""
-    from dataplat_dagster.images.assets import SUMMARY_FILE
-    from dataplat_dagster.images.manage import find_image_folder, image_folder_infos
+    from dataplat_dagster.images.status import image_folder_infos
+    from dataplat_dagster.images.store import SUMMARY_FILE, find_image_folder
     from dataplat_dagster.images.summary import summary_text
 
     version = find_image_folder(ctx.project, name).current()
-    info = image_folder_infos(ctx.instance(), ctx.project, [name])[0]
+    info = image_folder_infos(ctx.instance, ctx.project, project_catalog(ctx.project), [name])[0]
     summary = version.read_json(SUMMARY_FILE) if version is not None else None
     if summary is None:
         raise DataplatError(f"Image folder {name!r} has no images yet ({info.status}{': ' + info.error if info.error else ''}).")
@@ -115,7 +118,8 @@ def image_folder_show(ctx: CliContext, name: str, as_json: bool) -> None:
 @pass_context
 def image_folder_rename(ctx: CliContext, name: str, new_name: str) -> None:
     """Rename image folder NAME to NEW_NAME, keeping its images (the asset key follows the name)."""
-    from dataplat_dagster.images.manage import find_image_folder, rename_image_folder
+    from dataplat_dagster.images.manage import rename_image_folder
+    from dataplat_dagster.images.store import find_image_folder
 
     find_image_folder(ctx.project, name)
     _no_run_in_flight(ctx, name, "rename")
@@ -142,7 +146,8 @@ def image_folder_download(ctx: CliContext, name: str, output: Path) -> None:
 @pass_context
 def image_folder_delete(ctx: CliContext, name: str, yes: bool) -> None:
     """Delete image folder NAME: its stored images and its entry."""
-    from dataplat_dagster.images.manage import delete_image_folder, find_image_folder
+    from dataplat_dagster.images.manage import delete_image_folder
+    from dataplat_dagster.images.store import find_image_folder
 
     find_image_folder(ctx.project, name)
     confirm_delete(f"{name!r}", f"Delete image folder {name!r} and its stored images?", yes)

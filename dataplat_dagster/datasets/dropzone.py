@@ -286,7 +286,8 @@ def import_into_image_folder(context: OpExecutionContext, project: Project, root
     from dataplat_dagster.catalog.models import ImageFolderSpec
     from dataplat_dagster.catalog.registry import Registry, project_catalog
     from dataplat_dagster.datasets.upload import stage_upload
-    from dataplat_dagster.images.assets import ImageFolderImportConfig, image_folder_store, materialize_image_folder
+    from dataplat_dagster.images.assets import ImageFolderImportConfig, materialize_image_folder
+    from dataplat_dagster.images.store import image_folder_store
     from dataplat_dagster.keys import image_folder_key
 
     existing = project_catalog(project).image_folders.get(name)

@@ -67,9 +67,10 @@ def start_import(
     (``upload.begin_upload``, which checked the name and the file): detect its dialect,
     register a new dataset, and submit the run once the copy is whole. The copy is removed
     if the run is not submitted."""
-    store = upload.store
+    # What the checks found decides: a dataset another import registers meanwhile makes
+    # this one's registration fail, as it should, rather than turn it into a replace.
+    store, existing = upload.store, upload.existing
     try:
-        existing = project_catalog(project).datasets.get(name)
         dialect = detect_dialect(file, CsvOverrides(**options.model_dump()))
         staged = upload.result()
     except BaseException:

@@ -1,11 +1,12 @@
-"""Which run last set out to write a stored asset (a dataset, its embeddings):
+"""Which run last set out to write a stored asset (a dataset, an image folder, embeddings):
 one small object, ``run.json``, in the asset's storage folder.
 
-The read-only commands (``dataset list``, ``dataset show``, ``check list``) take what they
-show from the storage root alone, the same from every process of a deployment, and ask the
-Dagster instance (a second of imports and storage set-up) only where the recorded state does
-not settle it. The current version's manifest and pointer say what is stored and which run
-made it current; the mark says whether a later run set out to change it:
+The read-only commands (``dataset list|show``, ``check list``, ``image-folder list|show``)
+take what they show from the storage root alone, the same from every process of a
+deployment, and ask the Dagster instance (a second of imports and storage set-up) only where
+the recorded state does not settle it. The current version's manifest and pointer say what
+is stored and which run made it current; the mark says whether a later run set out to
+change it:
 
 - the CLI writes ``started`` when it submits a run, and the asset's own op does when it
   starts (so runs launched from the UI, a schedule or a sensor are marked too);
@@ -26,11 +27,10 @@ import json
 from datetime import datetime, timezone
 
 from dataplat_dagster.datasets.storage import DatasetStore, project_root, write_bytes
-from dataplat_dagster.keys import DATASETS, EMBEDDINGS
+from dataplat_dagster.keys import DATASETS, EMBEDDINGS, IMAGE_FOLDERS
 
 RUN_FILE = "run.json"
-# Image folders are not marked: ``image-folder list`` asks the instance.
-STORED_SECTIONS = (DATASETS, EMBEDDINGS)
+STORED_SECTIONS = (DATASETS, EMBEDDINGS, IMAGE_FOLDERS)
 
 
 def mark_started(store: DatasetStore, run_id: str) -> None:

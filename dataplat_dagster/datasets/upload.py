@@ -55,10 +55,12 @@ def stage_upload(store: DatasetStore, file: Path) -> str:
 
 
 class PendingUpload:
-    """The copy of ``file`` into dataset ``name``'s storage, under way on a thread."""
+    """The copy of ``file`` into dataset ``name``'s storage, under way on a thread.
+    ``existing``: the dataset it replaces, as the checks found it (None: a new dataset)."""
 
-    def __init__(self, project: Project, name: str, file: Path) -> None:
+    def __init__(self, project: Project, name: str, file: Path, existing: DatasetSpec | None) -> None:
         self.store = DatasetStore(project_root(project.dir, project_catalog(project)), name)
+        self.existing = existing
         self._upload: str | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._copy, args=(file,), name=f"upload-{name}", daemon=True)
@@ -93,5 +95,5 @@ class PendingUpload:
 
 def begin_upload(project: Project, name: str, file: Path, *, replace: bool) -> PendingUpload:
     """Check the import (``check_upload``), then start copying ``file`` into storage."""
-    check_upload(project, name, file, replace=replace)
-    return PendingUpload(project, name, file)
+    existing = check_upload(project, name, file, replace=replace)
+    return PendingUpload(project, name, file, existing)

@@ -206,7 +206,7 @@ def _encode_images(log, source, spec: EmbeddingsSpec, staging: Path) -> Encoded:
     import pyarrow.parquet as pq
 
     from dataplat_dagster.embeddings.clip import image_batches, load_model, loader_workers
-    from dataplat_dagster.images.assets import IMAGES_FOLDER, MANIFEST_TABLE
+    from dataplat_dagster.images.store import IMAGES_FOLDER, MANIFEST_TABLE
 
     with source.local_file(MANIFEST_TABLE) as path:
         manifest = pq.read_table(path, columns=["path", "label", "width", "height", "sha256"]).to_pydict()

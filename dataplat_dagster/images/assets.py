@@ -22,20 +22,22 @@ from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, Config, F
 from pydantic import Field
 
 from dataplat_dagster.catalog.models import ImageFolderSpec
-from dataplat_dagster.datasets import lifecycle, storage
+from dataplat_dagster.datasets import lifecycle, run_marks, storage
 from dataplat_dagster.datasets.storage import DatasetStore
 from dataplat_dagster.errors import DataplatError
+from dataplat_dagster.images.store import (
+    CONTACT_SHEET_FILE,
+    IMAGES_FOLDER,
+    LABEL_CHART_FILE,
+    MANIFEST_TABLE,
+    SUMMARY_FILE,
+    image_folder_store,
+)
 from dataplat_dagster.keys import image_folder_key
 from dataplat_dagster.workspace import Project
 
-SECTION = "image_folders"
 IO_MANAGER_KEY = "dataplat_image_folders"
 ORIGIN_TAG = "dataplat/origin"
-IMAGES_FOLDER = "images"
-MANIFEST_TABLE = "manifest.parquet"
-SUMMARY_FILE = "summary.json"
-LABEL_CHART_FILE = "labels.png"
-CONTACT_SHEET_FILE = "contact_sheet.png"
 
 
 class ImageFolderImportConfig(Config):
@@ -48,10 +50,6 @@ class ImageFolderImportConfig(Config):
     )
     skip_invalid: bool = Field(
         False, description="Skip members that are not decodable images (listed in the metadata) instead of failing.")
-
-
-def image_folder_store(root, name: str) -> DatasetStore:
-    return DatasetStore(root, name, SECTION)
 
 
 def image_folder_asset(project: Project, root, name: str, spec: ImageFolderSpec) -> AssetsDefinition:
@@ -100,8 +98,11 @@ def materialize_image_folder(context, project: Project, store: DatasetStore, key
             return _import(context, project, store, source, config.skip_invalid)
         return _report_current(store)
     except BaseException as error:  # also an interrupted run: nothing it staged stays
+        clear = isinstance(error, (DataplatError, ValueError))
+        if clear and context.run_id:  # before after_failure, which may delete the folder
+            run_marks.mark_failed(store, context.run_id, str(error))
         after_failure(context.instance, project_registry(project), store, key, context.run.tags if tags is None else tags)
-        if isinstance(error, (DataplatError, ValueError)):
+        if clear:
             raise Failure(description=str(error), allow_retries=False) from None
         raise
     finally:
@@ -113,6 +114,8 @@ def _import(context, project: Project, store: DatasetStore, source, skip_invalid
     from dataplat_dagster.catalog.registry import project_catalog
     from dataplat_dagster.images.archive import ImageLimits, extract_images, manifest_table
 
+    if context.run_id:  # a run that reports the current version again changes nothing: not marked
+        run_marks.mark_started(store, context.run_id)
     source_name = source.name
     with store.staging() as tmp, storage.local_copy(source) as local:
         images = Path(tmp) / IMAGES_FOLDER

@@ -24,7 +24,7 @@ class StoredImageFolder:
     def __init__(self, name: str, version) -> None:
         import pyarrow.parquet as pq
 
-        from dataplat_dagster.images.assets import IMAGES_FOLDER, MANIFEST_TABLE
+        from dataplat_dagster.images.store import IMAGES_FOLDER, MANIFEST_TABLE
 
         self.name, self.version = name, version
         with version.local_file(MANIFEST_TABLE) as path:
@@ -55,7 +55,7 @@ def load_image_folder(name: str, project: str | os.PathLike) -> StoredImageFolde
     from dataplat_dagster.catalog.registry import project_catalog
     from dataplat_dagster.datasets.storage import project_root
     from dataplat_dagster.definitions import load_project
-    from dataplat_dagster.images.assets import image_folder_store
+    from dataplat_dagster.images.store import image_folder_store
 
     project_obj = load_project(project)
     catalog = project_catalog(project_obj)
@@ -125,7 +125,7 @@ class ImageFolderIOManager(ConfigurableIOManager):
     def load_input(self, context: InputContext) -> StoredImageFolder:
         from dataplat_dagster.catalog.registry import project_catalog
         from dataplat_dagster.datasets.storage import project_root
-        from dataplat_dagster.images.assets import image_folder_store
+        from dataplat_dagster.images.store import image_folder_store
         from dataplat_dagster.workspace import Project
 
         project = Project.loaded(self.project)

@@ -15,7 +15,6 @@ import tempfile
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, RunsFilter
@@ -26,70 +25,16 @@ from dataplat_dagster.catalog.registry import Registry, project_catalog
 from dataplat_dagster.datasets import lifecycle
 from dataplat_dagster.datasets.importing import TAG_ACTION, run_op_config
 from dataplat_dagster.datasets.upload import stage_upload
-from dataplat_dagster.datasets.status import materialized_at, metadata_value, run_status
-from dataplat_dagster.datasets.storage import DatasetStore, project_root
+from dataplat_dagster.datasets.storage import project_root
 from dataplat_dagster.definitions import DATASETS_JOB
 from dataplat_dagster.embeddings.manage import follow_delete, follow_rename
 from dataplat_dagster.errors import DataplatError, InputError
-from dataplat_dagster.images.assets import IMAGES_FOLDER, SUMMARY_FILE, after_failure, image_folder_store
+from dataplat_dagster.images.assets import after_failure
+from dataplat_dagster.images.store import IMAGES_FOLDER, SUMMARY_FILE, find_image_folder, image_folder_store
 from dataplat_dagster.keys import image_folder_key
 from dataplat_dagster.workspace import Project, Workspace, check_name
 
 TAG_IMAGE_FOLDER = "dataplat/image_folder"
-
-
-@dataclass(frozen=True)
-class ImageFolderInfo:
-    name: str
-    status: str
-    error: str | None
-    images: int | None
-    labels: int | None
-    size_bytes: int | None
-    created_at: str
-    materialized_at: str | None
-    run_id: str | None
-    asset_key: list[str]
-    description: str | None
-    embeddings: str = "none"  # none, computing, ready, stale, or failed: reason
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-def image_folder_infos(instance: DagsterInstance, project: Project, names: list[str] | None = None) -> list[ImageFolderInfo]:
-    """The project's image folders (or only ``names``), oldest first, with their status."""
-    from dataplat_dagster.embeddings.status import embeddings_status
-
-    catalog = project_catalog(project)
-    folders = catalog.image_folders
-    wanted = [name for name in folders if names is None or name in names]
-    embeddings = embeddings_status(lambda: instance, project, catalog, wanted)
-    keys = {name: AssetKey(image_folder_key(project.name, name)) for name in wanted}
-    records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
-    infos = []
-    for name in wanted:
-        entry = records.get(keys[name])
-        materialization = entry.last_materialization if entry else None
-        metadata = materialization.asset_materialization.metadata if materialization else {}
-        status, error, run_id = run_status(instance, entry, materialization)
-        infos.append(ImageFolderInfo(
-            name=name, status=status, error=error, images=metadata_value(metadata, "images"),
-            labels=metadata_value(metadata, "labels"), size_bytes=metadata_value(metadata, "size_bytes"),
-            created_at=folders[name].created_at.isoformat(timespec="seconds"), materialized_at=materialized_at(materialization),
-            run_id=run_id, asset_key=list(keys[name].path), description=folders[name].description,
-            embeddings=embeddings[name],
-        ))
-    return infos
-
-
-def find_image_folder(project: Project, name: str) -> DatasetStore:
-    catalog = project_catalog(project)
-    if name not in catalog.image_folders:
-        known = ", ".join(sorted(catalog.image_folders)) or "none"
-        hint = " It is a dataset: see `dataplat dataset list`." if name in catalog.datasets else " See `dataplat image-folder list`."
-        raise DataplatError(f"No image folder {name!r} in project {project.name!r} (image folders: {known}).{hint}")
-    return image_folder_store(project_root(project.dir, catalog), name)
 
 
 # -- import ---------------------------------------------------------------------------
@@ -220,7 +165,7 @@ def download_image_folder(project: Project, name: str, output: Path) -> tuple[in
     paths they were imported with (the common top folder put back); returns (images, bytes)."""
     import pyarrow.parquet as pq
 
-    from dataplat_dagster.images.assets import MANIFEST_TABLE
+    from dataplat_dagster.images.store import MANIFEST_TABLE
 
     if output.is_dir():
         raise DataplatError(f"{output} is a folder: give the path of the zip to write, e.g. {output / (name + '.zip')}.")

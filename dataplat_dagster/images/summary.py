@@ -163,7 +163,7 @@ def label_chart_png(summary: dict) -> bytes | None:
     size = (CHART_WIDTH, CHART_TITLE_HEIGHT + note + CHART_ROW_HEIGHT * len(shown) + CHART_MARGIN)
     image = Image.new("RGB", size, BACKGROUND)
     draw = ImageDraw.Draw(image)
-    named = _named_label_count(summary)
+    named = named_label_count(summary)
     title = f"Images per label ({summary['images']:,} images, {named:,} label{'' if named == 1 else 's'})"
     plots._text(draw, (CHART_WIDTH / 2, CHART_TITLE_HEIGHT / 2), title,
                 plots._font(plots.TITLE_SIZE, bold=True), "center", "middle")
@@ -196,7 +196,7 @@ def _draw_label_bars(draw, box: _Box, labels: list[dict]) -> None:
     draw.line([(plot.left, plot.top), (plot.left, plot.top + CHART_ROW_HEIGHT * len(labels))], fill=INK)
 
 
-def _named_label_count(summary: dict) -> int:
+def named_label_count(summary: dict) -> int:
     return sum(1 for item in summary["labels"] if item["label"] is not None)
 
 
@@ -358,7 +358,7 @@ def image_folder_metadata(summary: dict, *, label_chart: bytes | None, contact_s
     metadata = {
         "dagster/row_count": MetadataValue.int(summary["images"]),
         "images": MetadataValue.int(summary["images"]),
-        "labels": MetadataValue.int(_named_label_count(summary)),
+        "labels": MetadataValue.int(named_label_count(summary)),
         "label_counts": MetadataValue.table(records=records, schema=schema),
         "formats": MetadataValue.json(summary["formats"]),
         "modes": MetadataValue.json(summary["modes"]),
@@ -399,7 +399,7 @@ def summary_text(summary: dict) -> str:
     size, duplicates, skipped = summary["bytes"], summary["duplicates"], summary["skipped"]
     lines = [
         _line("Images", f"{summary['images']:,} ({human_size(size['total'])})"),
-        _line("Labels", f"{_named_label_count(summary):,}"),
+        _line("Labels", f"{named_label_count(summary):,}"),
     ]
     if summary["labels"]:
         names = [NO_LABEL if item["label"] is None else item["label"] for item in summary["labels"]]

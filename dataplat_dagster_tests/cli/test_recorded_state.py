@@ -144,3 +144,44 @@ def test_a_rollback_and_a_later_import_settle_the_marks(cli_workspace, tmp_path)
     recorded = json.loads(listed.stdout)[0]
     assert (recorded["status"], recorded["rows"], recorded["run_id"]) == ("ready", 3, rolled["run_id"])
     assert_same(recorded, instance_view(ws, ["orders"])["orders"])
+
+
+def test_image_folder_list_and_show_read_the_recorded_state_as_the_instance_says(cli_workspace, tmp_path):
+    """A folder imported, then a replace that fails: both times the list reads what the
+    instance says, without Dagster."""
+    from dataplat_dagster.catalog.registry import project_catalog
+    from dataplat_dagster.datasets.storage import project_root
+    from dataplat_dagster.images.status import _from_instance
+    from dataplat_dagster.images.store import image_folder_store
+    from dataplat_dagster_tests.images.test_archive import image_bytes, make_zip
+
+    ws = cli_workspace
+    source = make_zip(tmp_path / "shapes.zip", {"round/a.png": image_bytes(), "round/b.png": image_bytes(size=(4, 4)),
+                                               "square/c.png": image_bytes(size=(5, 3))})
+    ws.run("image-folder", "import", str(source), "--name", "shapes")
+
+    def recorded_and_oracle() -> tuple[dict, dict]:
+        listed = probe(ws, "image-folder", "list", "--json")
+        assert "imported: []" in listed.stderr, listed.stderr
+        project = Workspace.find(str(ws.root)).project(None)
+        catalog = project_catalog(project)
+        stores = {"shapes": image_folder_store(project_root(project.dir, catalog), "shapes")}
+        with ws.instance() as instance:
+            oracle = _from_instance(instance, project, catalog.image_folders, stores, ["shapes"])["shapes"].to_json()
+        return json.loads(listed.stdout)[0], oracle
+
+    recorded, oracle = recorded_and_oracle()
+    fields = ("status", "error", "images", "labels", "size_bytes", "run_id", "asset_key", "created_at")
+    assert {f: recorded[f] for f in fields} == {f: oracle[f] for f in fields}
+    assert (recorded["status"], recorded["images"], recorded["labels"]) == ("ready", 3, 2)
+    shown = probe(ws, "image-folder", "show", "shapes", "--json")
+    assert "imported: []" in shown.stderr, shown.stderr
+    assert json.loads(shown.stdout)["summary"]["images"] == 3
+
+    mixed = make_zip(tmp_path / "mixed.zip", {"round/a.png": image_bytes(), "round/b.png": b"not an image"})
+    failed = ws.run("image-folder", "import", str(mixed), "--name", "shapes", "--replace", check=False)
+    assert failed.code == 1  # in the run: the zip itself is fine
+    recorded, oracle = recorded_and_oracle()
+    assert recorded["status"] == "failed" and recorded["images"] == 3
+    assert "1 of its 2 files are not readable images" in recorded["error"]
+    assert {f: recorded[f] for f in fields} == {f: oracle[f] for f in fields}
