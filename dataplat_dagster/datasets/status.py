@@ -110,13 +110,18 @@ def _from_instance(instance, project: Project, catalog: ProjectCatalog, stores: 
     from dagster import AssetKey
 
     keys = {name: AssetKey(dataset_key(project.name, name)) for name in names}
-    records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
+    entries = asset_entries(instance, keys)
     infos = {}
     for name in names:
-        entry = records.get(keys[name])
-        infos[name] = _info(instance, name, catalog.datasets[name], keys[name], entry)
+        infos[name] = _info(instance, name, catalog.datasets[name], keys[name], entries[name])
         remember_failure(stores[name], infos[name].status, infos[name].run_id, infos[name].error)
     return infos
+
+
+def asset_entries(instance, keys: dict) -> dict:
+    """Each name's asset entry in the instance (None where it has none), in one query."""
+    records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
+    return {name: records.get(key) for name, key in keys.items()}
 
 
 def remember_failure(store: DatasetStore, status: str, run_id: str | None, error: str | None) -> None:

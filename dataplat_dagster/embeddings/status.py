@@ -10,7 +10,7 @@ answers only where those do not settle it.
 from __future__ import annotations
 
 from dataplat_dagster.datasets import run_marks
-from dataplat_dagster.datasets.status import InstanceGetter, remember_failure, run_status
+from dataplat_dagster.datasets.status import InstanceGetter, asset_entries, remember_failure, run_status
 from dataplat_dagster.datasets.storage import project_root
 from dataplat_dagster.embeddings.layout import INPUT_VERSION_METADATA, embeddings_store, input_store
 from dataplat_dagster.keys import embeddings_key
@@ -54,11 +54,10 @@ def _ready_or_stale(root, name: str, spec, input_version: str | None) -> str:
 def _from_instance(instance, project: Project, root, catalog, names: list[str]) -> dict[str, str]:
     from dagster import AssetKey
 
-    keys = {name: AssetKey(embeddings_key(project.name, name)) for name in names}
-    records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
+    entries = asset_entries(instance, {name: AssetKey(embeddings_key(project.name, name)) for name in names})
     found = {}
     for name in names:
-        entry = records.get(keys[name])
+        entry = entries[name]
         materialization = entry.last_materialization if entry else None
         status, error, run_id = run_status(instance, entry, materialization)
         remember_failure(embeddings_store(root, name), status, run_id, error)

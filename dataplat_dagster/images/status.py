@@ -14,7 +14,14 @@ from datetime import timezone
 from dataplat_dagster.catalog import ProjectCatalog
 from dataplat_dagster.catalog.models import ImageFolderSpec
 from dataplat_dagster.datasets import run_marks
-from dataplat_dagster.datasets.status import InstanceGetter, materialized_at, metadata_value, remember_failure, run_status
+from dataplat_dagster.datasets.status import (
+    InstanceGetter,
+    asset_entries,
+    materialized_at,
+    metadata_value,
+    remember_failure,
+    run_status,
+)
 from dataplat_dagster.datasets.storage import DatasetStore, project_root
 from dataplat_dagster.images.store import SUMMARY_FILE, image_folder_store
 from dataplat_dagster.images.summary import named_label_count
@@ -88,10 +95,10 @@ def _from_instance(instance, project: Project, folders: dict, stores: dict[str, 
     from dagster import AssetKey
 
     keys = {name: AssetKey(image_folder_key(project.name, name)) for name in names}
-    records = {record.asset_entry.asset_key: record.asset_entry for record in instance.get_asset_records(list(keys.values()))}
+    entries = asset_entries(instance, keys)
     infos = {}
     for name in names:
-        entry = records.get(keys[name])
+        entry = entries[name]
         materialization = entry.last_materialization if entry else None
         metadata = materialization.asset_materialization.metadata if materialization else {}
         status, error, run_id = run_status(instance, entry, materialization)
