@@ -63,8 +63,8 @@ def dataset_import(ctx: CliContext, path: Path | None, name: str, datasource: st
     except BaseException:
         upload.discard()
         raise
-    started = start_import(instance, ctx.workspace, ctx.project, name, upload, path, options, replace=replace,
-                           profile=not no_profile, wait=not no_wait)
+    started = start_import(instance, ctx.workspace, ctx.project, name, upload, path, options, profile=not no_profile,
+                           wait=not no_wait)
     dialect = started.dialect
     if not as_json:
         click.echo(f"Detected dialect: {dialect.describe()}")

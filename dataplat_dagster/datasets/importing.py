@@ -59,14 +59,13 @@ def start_import(
     file: Path,
     options: CsvOptions,
     *,
-    replace: bool = False,
     profile: bool = True,
     wait: bool = True,
 ) -> StartedImport:
     """Start the import of ``file`` as dataset ``name``, its copy into storage under way
-    (``upload.begin_upload``, which checked the name and the file): detect its dialect,
-    register a new dataset, and submit the run once the copy is whole. The copy is removed
-    if the run is not submitted."""
+    (``datasets.upload.begin_upload``, which checked the name and the file): detect its
+    dialect, register a new dataset, and submit the run once the copy is whole. The copy is
+    removed if the run is not submitted."""
     # What the checks found decides: a dataset another import registers meanwhile makes
     # this one's registration fail, as it should, rather than turn it into a replace.
     store, existing = upload.store, upload.existing
