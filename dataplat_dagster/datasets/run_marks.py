@@ -24,6 +24,7 @@ UI shows the failed run.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from dataplat_dagster.datasets.storage import DatasetStore, project_root, write_bytes
@@ -83,6 +84,36 @@ def unsettled_mark(store: DatasetStore, current_version) -> dict | None:
     if mark["run_id"] == run_id or (at is not None and datetime.fromisoformat(mark["at"]) <= at):
         return None
     return mark
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """How the last run of a stored asset went, as its recorded state says: ``failed`` (the
+    mark's run and error), else ``ready`` (the run that made the current version current).
+    ``at``: when the current version was made current, None without one."""
+
+    status: str
+    error: str | None
+    run_id: str | None
+    at: datetime | None
+
+    @property
+    def materialized_at(self) -> str | None:
+        return self.at.astimezone(timezone.utc).isoformat(timespec="seconds") if self.at else None
+
+
+def recorded_run(store: DatasetStore, current_version) -> RecordedRun | None:
+    """The recorded state's word on ``store`` (``current_version``: its current version, or
+    None), or None where it does not settle it: a run started and not accounted for (in
+    flight, or failed without a word yet), or no version and no mark (never materialized,
+    or by a run nothing here marked)."""
+    mark = unsettled_mark(store, current_version)
+    if (mark is not None and mark["state"] != "failed") or (current_version is None and mark is None):
+        return None
+    made_by, at = current_version.made_current if current_version is not None else (None, None)
+    if mark is not None:
+        return RecordedRun("failed", mark.get("error"), mark["run_id"], at)
+    return RecordedRun("ready", None, made_by, at)
 
 
 def _write(store: DatasetStore, mark: dict) -> None:

@@ -81,24 +81,17 @@ def dataset_infos(instance: InstanceGetter, project: Project, catalog: ProjectCa
 def _recorded(project: Project, name: str, spec: DatasetSpec, store: DatasetStore, version) -> DatasetInfo | None:
     """The dataset's info from the project's state alone (``version``: its current one, or
     None), or None where that does not settle it."""
-    mark = run_marks.unsettled_mark(store, version)
-    if mark is not None and mark["state"] != "failed":
-        return None  # started, and not accounted for: in flight, or failed without a word yet
-    if version is None and mark is None:
-        return None  # never materialized, or by a run nothing here marked
+    run = run_marks.recorded_run(store, version)
+    if run is None:
+        return None
     manifest = version.manifest if version is not None else {}
     if version is not None and "columns" not in manifest:
         return None  # written before manifests recorded what the list shows
-    made_by, at = version.made_current if version is not None else (None, None)
-    failed = mark is not None
     return DatasetInfo(
-        name=name, origin=spec.origin, status="failed" if failed else "ready",
-        error=mark.get("error") if failed else None,
+        name=name, origin=spec.origin, status=run.status, error=run.error,
         rows=manifest.get("rows"), columns=manifest.get("columns"), size_bytes=manifest.get("size_bytes"),
-        created_at=spec.created_at.isoformat(timespec="seconds"),
-        materialized_at=at.astimezone(timezone.utc).isoformat(timespec="seconds") if at else None,
-        datasource=spec.datasource,
-        run_id=mark["run_id"] if failed else made_by,
+        created_at=spec.created_at.isoformat(timespec="seconds"), materialized_at=run.materialized_at,
+        datasource=spec.datasource, run_id=run.run_id,
         asset_key=dataset_key(project.name, name), description=spec.description,
     )
 

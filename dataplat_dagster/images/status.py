@@ -9,7 +9,6 @@ the run's mark, so that it is asked once."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from datetime import timezone
 
 from dataplat_dagster.catalog import ProjectCatalog
 from dataplat_dagster.catalog.models import ImageFolderSpec
@@ -68,25 +67,18 @@ def image_folder_infos(instance: InstanceGetter, project: Project, catalog: Proj
 
 def _recorded(project: Project, name: str, spec: ImageFolderSpec, store: DatasetStore) -> ImageFolderInfo | None:
     version = store.current()
-    mark = run_marks.unsettled_mark(store, version)
-    if mark is not None and mark["state"] != "failed":
-        return None  # started, and not accounted for: in flight, or failed without a word yet
-    if version is None and mark is None:
-        return None  # never materialized, or by a run nothing here marked
+    run = run_marks.recorded_run(store, version)
+    if run is None:
+        return None
     summary = version.read_json(SUMMARY_FILE) if version is not None else {}
     if summary is None:
-        return None
-    made_by, at = version.made_current if version is not None else (None, None)
-    failed = mark is not None
+        return None  # a version without its summary
     return ImageFolderInfo(
-        name=name, status="failed" if failed else "ready", error=mark.get("error") if failed else None,
-        images=summary.get("images"),
+        name=name, status=run.status, error=run.error, images=summary.get("images"),
         labels=named_label_count(summary) if "labels" in summary else None,
         size_bytes=(summary.get("bytes") or {}).get("total"),
-        created_at=spec.created_at.isoformat(timespec="seconds"),
-        materialized_at=at.astimezone(timezone.utc).isoformat(timespec="seconds") if at else None,
-        run_id=mark["run_id"] if failed else made_by,
-        asset_key=image_folder_key(project.name, name), description=spec.description,
+        created_at=spec.created_at.isoformat(timespec="seconds"), materialized_at=run.materialized_at,
+        run_id=run.run_id, asset_key=image_folder_key(project.name, name), description=spec.description,
     )
 
 
