@@ -15,7 +15,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from dataplat_dagster.catalog import DatasetSpec
+from dataplat_dagster.catalog import DatasetSpec, ProjectCatalog
 from dataplat_dagster.catalog.registry import project_catalog
 from dataplat_dagster.datasets import storage
 from dataplat_dagster.datasets.storage import DatasetStore, project_root
@@ -23,13 +23,13 @@ from dataplat_dagster.errors import DataplatError, InputError
 from dataplat_dagster.workspace import Project, check_name
 
 
-def check_upload(project: Project, name: str, file: Path, *, replace: bool) -> DatasetSpec | None:
+def check_upload(project: Project, catalog: ProjectCatalog, name: str, file: Path, *, replace: bool) -> DatasetSpec | None:
     """Refuse an import that cannot be: a bad name, a missing file, a name taken without
     ``replace``, a dataset that does not come from a file. Returns the existing dataset."""
     check_name("dataset", name)
     if not file.is_file():
         raise InputError(f"{file} does not exist or is not a file. Check the path of the file to import.")
-    existing = project_catalog(project).datasets.get(name)
+    existing = catalog.datasets.get(name)
     if existing and not replace:
         raise DataplatError(
             f"A dataset named {name!r} already exists in project {project.name!r}. Choose another "
@@ -55,15 +55,15 @@ def stage_upload(store: DatasetStore, file: Path) -> str:
 
 
 class PendingUpload:
-    """The copy of ``file`` into dataset ``name``'s storage, under way on a thread.
+    """The copy of ``file`` into ``store`` (a dataset's folder), under way on a thread.
     ``existing``: the dataset it replaces, as the checks found it (None: a new dataset)."""
 
-    def __init__(self, project: Project, name: str, file: Path, existing: DatasetSpec | None) -> None:
-        self.store = DatasetStore(project_root(project.dir, project_catalog(project)), name)
+    def __init__(self, store: DatasetStore, file: Path, existing: DatasetSpec | None) -> None:
+        self.store = store
         self.existing = existing
         self._upload: str | None = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._copy, args=(file,), name=f"upload-{name}", daemon=True)
+        self._thread = threading.Thread(target=self._copy, args=(file,), name=f"upload-{store.name}", daemon=True)
         self._thread.start()
 
     def result(self) -> str:
@@ -95,5 +95,6 @@ class PendingUpload:
 
 def begin_upload(project: Project, name: str, file: Path, *, replace: bool) -> PendingUpload:
     """Check the import (``check_upload``), then start copying ``file`` into storage."""
-    existing = check_upload(project, name, file, replace=replace)
-    return PendingUpload(project, name, file, existing)
+    catalog = project_catalog(project)  # read once: on an object store, the registry is a listing
+    existing = check_upload(project, catalog, name, file, replace=replace)
+    return PendingUpload(DatasetStore(project_root(project.dir, catalog), name), file, existing)
