@@ -3,6 +3,8 @@ one, which must be the database Dagster itself would have made."""
 
 import sqlite3
 
+import pytest
+
 from dagster import AssetKey, DagsterInstance, asset, materialize
 from dagster import __version__ as dagster_version
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
@@ -11,6 +13,19 @@ from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
 
 from dataplat_dagster.instance_storage import EmptyCopySqliteEventLogStorage
 from dataplat_dagster.workspace import INSTANCE_YAML
+
+
+@asset
+def numbers():
+    return [1, 2, 3]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A DAGSTER_HOME with the workspace's dagster.yaml (``dataplat init`` writes it)."""
+    (tmp_path / "dagster.yaml").write_text(INSTANCE_YAML)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    return tmp_path
 
 
 def schema(path) -> tuple[list, list, str]:
@@ -35,27 +50,20 @@ def test_a_copied_run_database_is_the_one_dagster_makes(tmp_path):
     assert sorted(p.name for p in (tmp_path / "ours").iterdir() if p.name.startswith(".")) == [f".empty-{dagster_version}.db"]
 
 
-def test_an_instance_of_the_workspace_yaml_stores_and_reads_runs(tmp_path, monkeypatch):
-    (tmp_path / "dagster.yaml").write_text(INSTANCE_YAML)
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-
-    @asset
-    def numbers():
-        return [1, 2, 3]
-
+def test_an_instance_of_the_workspace_yaml_stores_and_reads_runs(home):
     with DagsterInstance.get() as instance:
         assert isinstance(instance.event_log_storage, EmptyCopySqliteEventLogStorage)
         results = [materialize([numbers], instance=instance) for _ in range(2)]
         assert all(result.success for result in results)
         for result in results:
-            assert (tmp_path / "history" / "runs" / f"{result.run_id}.db").is_file()
+            assert (home / "history" / "runs" / f"{result.run_id}.db").is_file()
             assert instance.get_run_by_id(result.run_id).is_success
         event = instance.get_latest_materialization_event(AssetKey("numbers"))
         assert event.run_id == results[-1].run_id
         assert len(instance.get_runs()) == 2
 
 
-def test_databases_at_the_head_revision_skip_alembic_and_others_go_through_dagster(tmp_path, monkeypatch):
+def test_databases_at_the_head_revision_skip_alembic_and_others_go_through_dagster(home, monkeypatch):
     """A database stamped with the empty database's revision opens without alembic's check;
     that revision is the one Dagster's check calls head, and a database stamped with any
     other still goes through Dagster's ``from_local``."""
@@ -65,16 +73,9 @@ def test_databases_at_the_head_revision_skip_alembic_and_others_go_through_dagst
 
     from dataplat_dagster import instance_storage
 
-    (tmp_path / "dagster.yaml").write_text(INSTANCE_YAML)
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
-
-    @asset
-    def numbers():
-        return [1, 2, 3]
-
     with DagsterInstance.get() as instance:
         assert materialize([numbers], instance=instance).success
-    runs_db, event_logs = tmp_path / "history" / "runs.db", str(tmp_path / "history" / "runs")
+    runs_db, event_logs = home / "history" / "runs.db", str(home / "history" / "runs")
     with create_engine(f"sqlite:///{runs_db}").connect() as connection:
         _, head = check_alembic_revision(get_alembic_config(sqlite_run_storage.__file__), connection)
     assert instance_storage._revision(instance_storage._empty_database(event_logs)) == head
@@ -93,4 +94,4 @@ def test_databases_at_the_head_revision_skip_alembic_and_others_go_through_dagst
     assert not instance_storage._at_head(str(runs_db), event_logs)
     with DagsterInstance.get() as instance:
         assert len(instance.get_runs()) == 1
-    assert checked == [str(tmp_path / "history") + "/"]
+    assert checked == [str(home / "history") + "/"]
